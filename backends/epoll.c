@@ -1,0 +1,446 @@
+/*
+ * The epoll backend: completions emulated on readiness.
+ *
+ * An op is first tried as a non-blocking syscall; only on EAGAIN is it
+ * queued on its fd, and the fd is registered with epoll once, edge-triggered
+ * for both directions, for its whole life (libuv and h2o re-arm per op; one
+ * epoll_ctl per fd is what lets a keep-alive connection cost no epoll_ctl
+ * per request). Per fd there are three FIFO queues (read side, write side,
+ * poll) so operations on one fd complete in the order they were submitted.
+ *
+ * Regular files cannot be polled (epoll_ctl says EPERM), so their reads and
+ * writes run on the loop's I/O thread-pool lane.
+ */
+#include "backend-internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define WAKE_TAG UINT64_MAX
+#define MAX_EVENTS 256
+
+enum { Q_NONE = 0, Q_READ, Q_WRITE, Q_POLL, Q_POOL };
+enum { FD_UNKNOWN = 0, FD_POLLABLE, FD_FILE };
+
+struct opq {
+	struct fut__op *head, *tail;
+};
+
+struct fdstate {
+	struct opq q[3]; /* Q_READ, Q_WRITE, Q_POLL (index - 1) */
+	uint8_t kind;
+	bool registered;
+};
+
+struct ep {
+	int epfd, evfd;
+	struct fdstate *fds;
+	size_t nfds;
+	struct epoll_event ev[MAX_EVENTS];
+};
+
+static struct ep *EP(struct fut_loop *loop)
+{
+	return loop->be_data;
+}
+
+static struct fdstate *fdstate(struct ep *ep, int fd)
+{
+	if ((size_t)fd >= ep->nfds) {
+		size_t n = ep->nfds ? ep->nfds : 64;
+		while (n <= (size_t)fd)
+			n *= 2;
+		void *p = realloc(ep->fds, n * sizeof(*ep->fds));
+		if (!p)
+			return NULL;
+		ep->fds = p;
+		memset(ep->fds + ep->nfds, 0, (n - ep->nfds) * sizeof(*ep->fds));
+		ep->nfds = n;
+	}
+	return &ep->fds[fd];
+}
+
+static void q_append(struct opq *q, struct fut__op *op)
+{
+	op->next = NULL;
+	op->prev = q->tail;
+	if (q->tail)
+		q->tail->next = op;
+	else
+		q->head = op;
+	q->tail = op;
+}
+
+static void q_unlink(struct opq *q, struct fut__op *op)
+{
+	if (op->prev)
+		op->prev->next = op->next;
+	else
+		q->head = op->next;
+	if (op->next)
+		op->next->prev = op->prev;
+	else
+		q->tail = op->prev;
+	op->bq = Q_NONE;
+}
+
+static int ep_init(struct fut_loop *loop)
+{
+	struct ep *ep = calloc(1, sizeof(*ep));
+	if (!ep)
+		return -ENOMEM;
+	ep->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (ep->epfd < 0) {
+		int r = -errno;
+		free(ep);
+		return r;
+	}
+	ep->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	/* Edge-triggered, and never read: every write to an eventfd wakes
+	 * its waiters, so each wake() is one new edge and the loop saves the
+	 * read(2) that a level-triggered eventfd would cost per wake-up. */
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET,
+				  .data.u64 = WAKE_TAG };
+	if (ep->evfd < 0 || epoll_ctl(ep->epfd, EPOLL_CTL_ADD, ep->evfd, &ev) < 0) {
+		int r = -errno;
+		if (ep->evfd >= 0)
+			close(ep->evfd);
+		close(ep->epfd);
+		free(ep);
+		return r;
+	}
+	loop->be_data = ep;
+	return 0;
+}
+
+static void ep_fini(struct fut_loop *loop)
+{
+	struct ep *ep = EP(loop);
+	close(ep->evfd);
+	close(ep->epfd);
+	free(ep->fds);
+	free(ep);
+}
+
+static void ep_wake(struct fut_loop *loop)
+{
+	struct ep *ep = EP(loop);
+	uint64_t one = 1;
+	/* EAGAIN means the counter is full: a wake-up is pending anyway. */
+	while (write(ep->evfd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+/* Learn what fd is, once: pollable (made non-blocking) or a regular file. */
+static int classify(struct fdstate *fs, int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode)) {
+		fs->kind = FD_FILE;
+		return 0;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
+		return -errno;
+	fs->kind = FD_POLLABLE;
+	return 0;
+}
+
+static int ensure_registered(struct ep *ep, struct fdstate *fs, int fd)
+{
+	if (fs->registered)
+		return 0;
+	/* epoll_ctl(ADD) reports readiness that already exists, so an edge
+	 * that came between our EAGAIN and this call is not lost. */
+	struct epoll_event ev = {
+		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+		.data.u64 = (uint64_t)fd,
+	};
+	if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		if (errno != EEXIST)
+			return -errno;
+		if (epoll_ctl(ep->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+			return -errno;
+	}
+	fs->registered = true;
+	return 0;
+}
+
+static int queue_of(int kind)
+{
+	switch (kind) {
+	case OP_RECV:
+	case OP_READ:
+	case OP_ACCEPT:
+		return Q_READ;
+	case OP_POLL:
+		return Q_POLL;
+	default:
+		return Q_WRITE;
+	}
+}
+
+/* A freshly accepted socket is known: non-blocking, and not registered
+ * (whatever a previous holder of that number left behind). */
+static void adopt_accepted(struct ep *ep, int nfd)
+{
+	struct fdstate *fs = fdstate(ep, nfd);
+	if (!fs)
+		return;
+	if (fs->registered)
+		(void)epoll_ctl(ep->epfd, EPOLL_CTL_DEL, nfd, NULL);
+	fs->registered = false;
+	fs->kind = FD_POLLABLE;
+}
+
+static int64_t send_some(struct fut__op *op)
+{
+	char *p = op->buf;
+	while (op->done < op->len) {
+		ssize_t r;
+		if (op->kind == OP_SEND)
+			r = send(op->fd, p + op->done, op->len - op->done,
+				 op->flags | MSG_DONTWAIT);
+		else
+			r = write(op->fd, p + op->done, op->len - op->done);
+		if (r >= 0)
+			op->done += (size_t)r;
+		else if (errno != EINTR)
+			return -errno;
+	}
+	return (int64_t)op->len;
+}
+
+/* Try op once without blocking; -EAGAIN means "wait for readiness". */
+static int64_t attempt(struct ep *ep, struct fut__op *op)
+{
+	ssize_t r;
+	int fd = op->fd;
+	for (;;) {
+		switch (op->kind) {
+		case OP_RECV:
+			r = recv(fd, op->buf, op->len, op->flags | MSG_DONTWAIT);
+			break;
+		case OP_READ:
+			r = op->off >= 0 ? pread(fd, op->buf, op->len, op->off) :
+					   read(fd, op->buf, op->len);
+			break;
+		case OP_ACCEPT:
+			r = accept4(fd, op->addr, op->addrlen,
+				    SOCK_NONBLOCK | SOCK_CLOEXEC);
+			if (r >= 0)
+				adopt_accepted(ep, (int)r);
+			break;
+		case OP_SEND:
+		case OP_WRITE:
+			return send_some(op);
+		case OP_CONNECT:
+			if (!op->bq) {
+				r = connect(fd, op->addr, op->sslen);
+				if (r < 0 && errno == EINPROGRESS)
+					return -EAGAIN;
+				break;
+			} else {
+				int soerr = 0;
+				socklen_t sl = sizeof(soerr);
+				if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+					return -errno;
+				if (soerr)
+					return -soerr;
+				struct sockaddr_storage ss;
+				sl = sizeof(ss);
+				if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+					return 0;
+				return errno == ENOTCONN ? -EAGAIN : -errno;
+			}
+		case OP_POLL: {
+			struct pollfd p = { .fd = fd, .events = op->events };
+			r = poll(&p, 1, 0);
+			if (r > 0)
+				return p.revents;
+			if (r == 0)
+				return -EAGAIN;
+			break;
+		}
+		default:
+			return -EINVAL;
+		}
+		if (r >= 0)
+			return r;
+		if (errno != EINTR)
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	}
+}
+
+static int64_t file_work(struct fut__job *job)
+{
+	return fut__op_exec_blocking(fut__container_of(job, struct fut__op, u.job));
+}
+
+static void file_done(struct fut__job *job, int64_t res)
+{
+	struct fut__op *op = fut__container_of(job, struct fut__op, u.job);
+	op->bq = Q_NONE;
+	fut__op_complete(op, res);
+}
+
+static void fail_queue(struct opq *q, int err)
+{
+	struct fut__op *op;
+	while ((op = q->head)) {
+		q_unlink(q, op);
+		fut__op_complete(op, err);
+	}
+}
+
+static void do_close(struct ep *ep, struct fut__op *op)
+{
+	int fd = op->fd;
+	if ((size_t)fd < ep->nfds) {
+		struct fdstate *fs = &ep->fds[fd];
+		for (int i = 0; i < 3; i++)
+			fail_queue(&fs->q[i], -ECANCELED);
+		if (fs->registered)
+			(void)epoll_ctl(ep->epfd, EPOLL_CTL_DEL, fd, NULL);
+		fs->registered = false;
+		fs->kind = FD_UNKNOWN;
+	}
+	/* Linux always releases the fd, even when close reports EINTR. */
+	int r = close(fd) < 0 && errno != EINTR ? -errno : 0;
+	fut__op_complete(op, r);
+}
+
+static void ep_submit(struct fut_loop *loop, struct fut__op *op)
+{
+	struct ep *ep = EP(loop);
+	if (op->kind == OP_CLOSE) {
+		do_close(ep, op);
+		return;
+	}
+	struct fdstate *fs = fdstate(ep, op->fd);
+	if (!fs) {
+		fut__op_complete(op, -ENOMEM);
+		return;
+	}
+	int r;
+	if (fs->kind == FD_UNKNOWN && (r = classify(fs, op->fd)) < 0) {
+		fut__op_complete(op, r);
+		return;
+	}
+	if (fs->kind == FD_FILE) {
+		if (op->kind == OP_POLL) { /* files are always ready */
+			fut__op_complete(op, op->events & (POLLIN | POLLOUT |
+					 POLLRDNORM | POLLWRNORM));
+			return;
+		}
+		op->u.job.work = file_work;
+		op->u.job.done = file_done;
+		op->bq = Q_POOL;
+		r = fut__pool_submit(loop, FUT__LANE_IO, &op->u.job);
+		if (r < 0) {
+			op->bq = Q_NONE;
+			fut__op_complete(op, r);
+		}
+		return;
+	}
+	int qi = queue_of(op->kind);
+	struct opq *q = &fs->q[qi - 1];
+	if (!q->head) {
+		int64_t res = attempt(ep, op);
+		if (res != -EAGAIN) {
+			fut__op_complete(op, res);
+			return;
+		}
+	}
+	if ((r = ensure_registered(ep, fs, op->fd)) < 0) {
+		fut__op_complete(op, r);
+		return;
+	}
+	op->bq = (uint8_t)qi;
+	q_append(q, op);
+}
+
+static int ep_cancel(struct fut_loop *loop, struct fut__op *op)
+{
+	struct ep *ep = EP(loop);
+	if (op->bq == Q_POOL) {
+		int r = fut__pool_cancel(&op->u.job);
+		if (r == 0) {
+			op->bq = Q_NONE;
+			fut__op_complete(op, -ECANCELED);
+		}
+		return r;
+	}
+	if (op->bq == Q_NONE || (size_t)op->fd >= ep->nfds)
+		return -EBUSY;
+	q_unlink(&ep->fds[op->fd].q[op->bq - 1], op);
+	fut__op_complete(op, -ECANCELED);
+	return 0;
+}
+
+static void run_queue(struct ep *ep, struct opq *q)
+{
+	struct fut__op *op;
+	while ((op = q->head)) {
+		int64_t res = attempt(ep, op);
+		if (res == -EAGAIN)
+			return;
+		q_unlink(q, op);
+		fut__op_complete(op, res);
+	}
+}
+
+static void on_event(struct ep *ep, int fd, uint32_t events)
+{
+	if ((size_t)fd >= ep->nfds)
+		return;
+	struct fdstate *fs = &ep->fds[fd];
+	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+		run_queue(ep, &fs->q[Q_READ - 1]);
+	if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+		run_queue(ep, &fs->q[Q_WRITE - 1]);
+	/* epoll's EPOLL* bits equal poll's POLL* bits on Linux. */
+	struct opq *pq = &fs->q[Q_POLL - 1];
+	for (struct fut__op *op = pq->head, *next; op; op = next) {
+		next = op->next;
+		short rev = (short)(events & ((uint32_t)op->events |
+				    POLLERR | POLLHUP));
+		if (rev) {
+			q_unlink(pq, op);
+			fut__op_complete(op, rev);
+		}
+	}
+}
+
+static int ep_wait(struct fut_loop *loop, int timeout_ms)
+{
+	struct ep *ep = EP(loop);
+	int n = epoll_wait(ep->epfd, ep->ev, MAX_EVENTS, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	for (int i = 0; i < n; i++) {
+		uint64_t tag = ep->ev[i].data.u64;
+		if (tag != WAKE_TAG)
+			on_event(ep, (int)tag, ep->ev[i].events);
+	}
+	return 0;
+}
+
+const struct fut_backend fut__backend_epoll = {
+	.name = "epoll",
+	.init = ep_init,
+	.fini = ep_fini,
+	.submit = ep_submit,
+	.cancel = ep_cancel,
+	.wait = ep_wait,
+	.wake = ep_wake,
+};

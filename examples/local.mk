@@ -1,0 +1,3 @@
+noinst_PROGRAMS += examples/demo
+examples_demo_SOURCES = examples/demo.c
+examples_demo_LDADD = libfuture.la

@@ -1,0 +1,53 @@
+/*
+ * The backend interface. A backend is one file in backends/ exporting one
+ * const struct fut_backend. The interface is completion-shaped (STYLE.md 7):
+ * the core hands over an op with its fd, buffer and length, and the backend
+ * later calls fut__op_complete(op, result) on the loop thread, with a byte
+ * count, a new fd, 0, or a negative errno. Readiness never leaves the
+ * backend.
+ */
+#ifndef FUTURE_BACKEND_INTERNAL_H
+#define FUTURE_BACKEND_INTERNAL_H
+
+#include "future-internal.h"
+
+struct fut_backend {
+	/* Name reported by fut_loop_backend() and matched by FUTURE_BACKEND. */
+	const char *name;
+
+	/* Create the backend's state and hang it on loop->be_data. Must
+	 * really create the kernel object (ring, epoll fd): success means the
+	 * backend works here. Returns 0 or a negative errno; -ENOSYS and
+	 * -EPERM mean "this kernel or sandbox refuses it". */
+	int (*init)(struct fut_loop *loop);
+
+	/* Free the state. Every op has completed by then. */
+	void (*fini)(struct fut_loop *loop);
+
+	/* Start op (OP_ACCEPT..OP_CLOSE). May complete it before returning
+	 * (fut__op_complete is safe here: callbacks never run inline). */
+	void (*submit)(struct fut_loop *loop, struct fut__op *op);
+
+	/* Withdraw op. Returns 0 after completing it with -ECANCELED, 1 when
+	 * the withdrawal is asynchronous (the op completes later, with
+	 * -ECANCELED or with its own result), -EBUSY when it cannot. */
+	int (*cancel)(struct fut_loop *loop, struct fut__op *op);
+
+	/* Block up to timeout_ms (-1: no limit, 0: poll) for completions and
+	 * deliver them. Returns 0 or a negative errno. A call to wake() from
+	 * any thread makes a blocked wait return. */
+	int (*wait)(struct fut_loop *loop, int timeout_ms);
+
+	/* Thread-safe: interrupt wait(). */
+	void (*wake)(struct fut_loop *loop);
+};
+
+extern const struct fut_backend fut__backend_epoll;
+#ifdef HAVE_LIBURING
+extern const struct fut_backend fut__backend_io_uring;
+#endif
+#ifdef FUT_HAVE_THREADS_BACKEND
+extern const struct fut_backend fut__backend_threads;
+#endif
+
+#endif /* FUTURE_BACKEND_INTERNAL_H */

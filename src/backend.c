@@ -1,0 +1,109 @@
+/*
+ * Backend selection: the ordered registry and the only reads of
+ * FUTURE_BACKEND and FUTURE_DEBUG (STYLE.md 8). Precedence: a name in the
+ * options, then the environment, then auto, which takes the first backend
+ * whose init() really succeeds. A backend named explicitly never falls back.
+ */
+#include "backend-internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct entry {
+	const char *name;
+	const struct fut_backend *be; /* NULL: not compiled in */
+	bool in_auto;
+};
+
+/* Preference order for auto. threads is never chosen automatically: it
+ * exists for portability and testing, not speed. */
+static const struct entry registry[] = {
+#ifdef HAVE_LIBURING
+	{ "io_uring", &fut__backend_io_uring, true },
+#else
+	{ "io_uring", NULL, true },
+#endif
+	{ "epoll", &fut__backend_epoll, true },
+#ifdef FUT_HAVE_THREADS_BACKEND
+	{ "threads", &fut__backend_threads, false },
+#else
+	{ "threads", NULL, false },
+#endif
+};
+
+#define NREG (sizeof(registry) / sizeof(registry[0]))
+
+static int try_init(struct fut_loop *loop, const struct fut_backend *be)
+{
+	loop->be = be;
+	int r = be->init(loop);
+	if (r < 0)
+		loop->be = NULL;
+	return r;
+}
+
+static void debug(const struct fut_loop *loop, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void debug(const struct fut_loop *loop, const char *fmt, ...)
+{
+	if (!loop->debug)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("libfuture: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+int fut__backend_select(struct fut_loop *loop, const struct fut_loop_opts *o)
+{
+	bool env = !(o->flags & FUT_LOOP_IGNORE_ENV);
+	const char *name = o->backend;
+	const char *dbg = env ? secure_getenv("FUTURE_DEBUG") : NULL;
+	loop->debug = dbg && *dbg && strcmp(dbg, "0") != 0;
+	if (!name && env) {
+		name = secure_getenv("FUTURE_BACKEND");
+		if (name && !*name)
+			name = NULL;
+	}
+	if (name && strcmp(name, "auto") != 0) {
+		for (size_t i = 0; i < NREG; i++) {
+			if (strcmp(name, registry[i].name) != 0)
+				continue;
+			if (!registry[i].be) {
+				debug(loop, "backend %s not compiled in", name);
+				return FUT_ENOTCOMPILED;
+			}
+			int r = try_init(loop, registry[i].be);
+			debug(loop, "backend %s %s%s", name,
+			      r < 0 ? "unavailable: " : "selected",
+			      r < 0 ? fut_strerror(r) : "");
+			return r;
+		}
+		debug(loop, "unknown backend \"%s\"", name);
+		return FUT_EBACKEND;
+	}
+	int last = FUT_ENOTCOMPILED;
+	for (size_t i = 0; i < NREG; i++) {
+		if (!registry[i].in_auto)
+			continue;
+		if (!registry[i].be) {
+			debug(loop, "auto: %s not compiled in", registry[i].name);
+			continue;
+		}
+		int r = try_init(loop, registry[i].be);
+		if (r == 0) {
+			debug(loop, "auto: selected %s", registry[i].name);
+			return 0;
+		}
+		debug(loop, "auto: %s unavailable: %s", registry[i].name,
+		      fut_strerror(r));
+		last = r;
+	}
+	return last;
+}

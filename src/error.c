@@ -1,0 +1,68 @@
+/*
+ * Error names and messages for every code the library can return: errno
+ * values (negative, as the library returns them, or positive) and the
+ * library's own block far below them.
+ */
+#include "future-internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+struct libcode {
+	int code;
+	const char *name;
+	const char *msg;
+};
+
+static const struct libcode libcodes[] = {
+	{ FUT_EBACKEND, "FUT_EBACKEND", "unknown backend name" },
+	{ FUT_ENOTCORO, "FUT_ENOTCORO", "not inside a coroutine" },
+	{ FUT_ESTOPPED, "FUT_ESTOPPED", "event loop stopped" },
+	{ FUT_EWRONGTHREAD, "FUT_EWRONGTHREAD",
+	  "called from a thread that does not run the loop" },
+	{ FUT_ENOTCOMPILED, "FUT_ENOTCOMPILED",
+	  "backend not compiled into this build" },
+};
+
+static const struct libcode *find(int err)
+{
+	for (size_t i = 0; i < sizeof(libcodes) / sizeof(libcodes[0]); i++)
+		if (libcodes[i].code == err)
+			return &libcodes[i];
+	return NULL;
+}
+
+/* Per-thread buffer for unknown codes, so the result never dangles. */
+static _Thread_local char unknown[48];
+
+const char *fut_strerror(int err)
+{
+	const struct libcode *c = find(err);
+	if (c)
+		return c->msg;
+	int e = err < 0 ? -err : err;
+	if (e > 0 && e < 4096) {
+		const char *s = strerrordesc_np(e);
+		if (s)
+			return s;
+	}
+	if (err == 0)
+		return "Success";
+	snprintf(unknown, sizeof(unknown), "Unknown error %d", err);
+	return unknown;
+}
+
+const char *fut_errname(int err)
+{
+	const struct libcode *c = find(err);
+	if (c)
+		return c->name;
+	int e = err < 0 ? -err : err;
+	if (e > 0 && e < 4096) {
+		const char *s = strerrorname_np(e);
+		if (s)
+			return s;
+	}
+	return err == 0 ? "OK" : "UNKNOWN";
+}

@@ -1,0 +1,254 @@
+/*
+ * Internal definitions shared by src/ and backends/. Never installed.
+ *
+ * Name tiers (STYLE.md 5): fut_* exported, fut__* shared between the
+ * library's files but hidden by -fvisibility=hidden, plain static otherwise.
+ */
+#ifndef FUTURE_INTERNAL_H
+#define FUTURE_INTERNAL_H
+
+#include "config.h"
+#include "future.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define fut__container_of(p, type, member) \
+	((type *)((char *)(p) - offsetof(type, member)))
+#define fut__likely(x) __builtin_expect(!!(x), 1)
+#define fut__unlikely(x) __builtin_expect(!!(x), 0)
+
+struct fut_backend;
+struct fut__pool;
+
+/*
+ * Future state word. A resolver (any thread) wins the race with a CAS from
+ * PENDING to COMPLETING, writes the value, then publishes RESOLVED/REJECTED
+ * with a release store. ST_REMOTE is set together with the final state when
+ * the resolver was not the loop thread: the future then sits in the loop's
+ * remote queue and must not be freed until the loop has drained it.
+ */
+enum {
+	ST_PENDING = 0,
+	ST_COMPLETING = 1,
+	ST_RESOLVED = 2,
+	ST_REJECTED = 3,
+	ST_MASK = 3,
+	ST_REMOTE = 4,
+	ST_FREE = 8, /* on the loop's free list */
+	ST_PTR = 16, /* the value is a pointer (fut_resolve_ptr) */
+};
+
+/* Flags touched only by the loop thread. */
+enum {
+	FF_QUEUED = 1u << 0, /* linked in the ready queue */
+	FF_ZOMBIE = 1u << 1, /* refs hit 0 while in flight; reap later */
+};
+
+struct fut__cbent {
+	fut_cb fn;
+	void *arg;
+};
+
+/*
+ * The work behind a future: an I/O op, a timer, a combinator. cancel ends
+ * the future itself when it can withdraw the work at once and returns 0;
+ * it returns 0 without ending it when withdrawal completes later (io_uring),
+ * and -EBUSY when the work can no longer be withdrawn. release frees the
+ * producer's state when the future itself is freed.
+ */
+struct fut__producer {
+	int (*cancel)(fut *f);
+	void (*release)(fut *f);
+};
+
+struct fut {
+	struct fut_loop *loop;
+	_Atomic uint32_t state;
+	uint32_t refs;
+	uint32_t flags;
+	int32_t err;
+	union {
+		int64_t i;
+		void *p;
+	} v;
+	void (*dtor)(void *);
+	struct fut *next; /* ready queue or free list */
+	struct fut__cbent cb; /* the first callback lives inline */
+	struct fut__cbent *xcb; /* the others, in a growable array */
+	uint32_t nxcb, capxcb;
+	const struct fut__producer *prod;
+	void *pdata;
+};
+
+/* --- timers (src/timer.c): a hierarchical wheel with 1 ms ticks --- */
+
+#define FUT__WHEEL_BITS 6
+#define FUT__WHEEL_SLOTS (1u << FUT__WHEEL_BITS)
+#define FUT__WHEEL_LEVELS 6
+
+struct fut__tnode {
+	struct fut__tnode *next, *prev;
+	uint64_t when; /* absolute, ms */
+	void (*fire)(struct fut__tnode *tn);
+	uint8_t level, slot; /* where it is linked; level 0xff: due list */
+	bool armed;
+};
+
+struct fut__tlist {
+	struct fut__tnode *head, *tail;
+};
+
+struct fut__wheel {
+	uint64_t elapsed;
+	uint64_t occupied[FUT__WHEEL_LEVELS];
+	struct fut__tlist slot[FUT__WHEEL_LEVELS][FUT__WHEEL_SLOTS];
+	struct fut__tlist due;
+	size_t count;
+};
+
+/* --- thread pool jobs (src/pool.c) --- */
+
+enum { JOB_IDLE = 0, JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+
+struct fut__job {
+	struct fut__job *next, *prev;
+	struct fut__pool *pool;
+	int64_t (*work)(struct fut__job *job); /* on a worker thread */
+	void (*done)(struct fut__job *job, int64_t res); /* on the loop */
+	int64_t res;
+	int state; /* JOB_*, under the pool's lock */
+};
+
+/* --- operations: one per pending I/O or timer future --- */
+
+enum fut__op_kind {
+	OP_NONE = 0,
+	OP_ACCEPT,
+	OP_CONNECT,
+	OP_RECV,
+	OP_SEND,
+	OP_READ,
+	OP_WRITE,
+	OP_POLL,
+	OP_CLOSE,
+	OP_SLEEP,
+	OP_BLOCKING,
+};
+
+struct fut__op {
+	struct fut__op *next, *prev; /* backend queue or free list */
+	fut *f;
+	struct fut_loop *loop;
+	uint8_t kind;
+	uint8_t bq;   /* backend-private: which queue holds it */
+	bool stop_on_eintr; /* blocking form: EINTR ends the op (threads) */
+	short events; /* OP_POLL */
+	int fd;
+	int flags;
+	void *buf;
+	size_t len;
+	size_t done; /* bytes already transferred (send/write all) */
+	int64_t off;
+	struct sockaddr *addr; /* accept: out; connect: points into ss */
+	socklen_t *addrlen;
+	socklen_t sslen;
+	struct sockaddr_storage ss; /* connect: a copy, the caller's may go */
+	union {
+		struct fut__tnode tn;
+		struct fut__job job;
+		uint64_t be[6]; /* backend scratch */
+	} u;
+	fut_blocking_fn bfn;
+	void *barg;
+};
+
+/* --- the loop --- */
+
+struct fut__post {
+	fut_post_fn fn;
+	void *arg;
+};
+
+struct fut__slab {
+	struct fut__slab *next;
+	size_t n;
+	/* followed by n objects */
+};
+
+struct fut_loop {
+	const struct fut_backend *be;
+	void *be_data;
+	pthread_t owner;
+	bool running;
+	bool closing;
+	_Atomic int stop;
+	uint64_t now;
+
+	fut *rq_head, *rq_tail; /* ready queue: futures whose callbacks are due */
+
+	/* Cross-thread handoff: lock, append, unlock; the loop swaps the
+	 * whole buffer out under the lock and runs it after unlocking. */
+	pthread_mutex_t rlock;
+	struct fut__post *rbuf, *rspare;
+	size_t rlen, rcap, rsparecap;
+	_Atomic int wake_pending;
+
+	struct fut__slab *fslabs, *oslabs;
+	fut *free_futs;
+	struct fut__op *free_ops;
+	size_t live_futs;
+
+	struct fut__wheel wheel;
+	struct fut_timer *timers; /* periodic timers, freed with the loop */
+	size_t active; /* pending ops, armed timers, jobs: keep run() alive */
+
+	unsigned nthreads;
+	struct fut__pool *pool_user, *pool_io;
+	int debug;
+};
+
+/* future.c */
+fut *fut__alloc(struct fut_loop *loop);
+void fut__complete(fut *f, int64_t v, int err);
+void fut__adopt(fut *dst, fut *src);
+void fut__run_ready(struct fut_loop *loop);
+void fut__remote_done(void *arg);
+bool fut__on_loop_thread(const struct fut_loop *loop);
+size_t fut__cancel_all(struct fut_loop *loop);
+size_t fut__free_all(struct fut_loop *loop);
+
+/* loop.c */
+int fut__post(struct fut_loop *loop, fut_post_fn fn, void *arg);
+void fut__update_time(struct fut_loop *loop);
+
+/* io.c */
+struct fut__op *fut__op_alloc(struct fut_loop *loop, int kind);
+void fut__op_free(struct fut__op *op);
+fut *fut__op_future(struct fut__op *op, const struct fut__producer *prod);
+void fut__op_complete(struct fut__op *op, int64_t res);
+int64_t fut__op_exec_blocking(struct fut__op *op);
+extern const struct fut__producer fut__io_producer;
+
+/* timer.c */
+void fut__wheel_init(struct fut__wheel *w, uint64_t now);
+void fut__timer_arm(struct fut_loop *loop, struct fut__tnode *tn, uint64_t when);
+void fut__timer_disarm(struct fut_loop *loop, struct fut__tnode *tn);
+void fut__timers_run(struct fut_loop *loop);
+int fut__timers_timeout(struct fut_loop *loop);
+
+/* pool.c */
+enum { FUT__LANE_USER = 0, FUT__LANE_IO = 1 };
+int fut__pool_submit(struct fut_loop *loop, int lane, struct fut__job *job);
+int fut__pool_cancel(struct fut__job *job);
+void fut__pool_destroy(struct fut__pool *pool);
+unsigned fut__env_threads(void);
+
+/* backend.c */
+int fut__backend_select(struct fut_loop *loop, const struct fut_loop_opts *o);
+
+#endif /* FUTURE_INTERNAL_H */

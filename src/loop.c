@@ -1,0 +1,267 @@
+/*
+ * The event loop: one tick is "drain the cross-thread queue, run due
+ * callbacks, fire timers, wait in the backend". Everything a callback can
+ * start is completion-shaped, so a tick never re-enters itself.
+ */
+#include "backend-internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void fut__update_time(struct fut_loop *loop)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	loop->now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+fut_loop *fut_loop_new(const struct fut_loop_opts *opts, int *err)
+{
+	static const struct fut_loop_opts zero;
+	int dummy, r;
+	if (!err)
+		err = &dummy;
+	if (!opts)
+		opts = &zero;
+	for (size_t i = 0; i < sizeof(opts->reserved) / sizeof(opts->reserved[0]); i++)
+		if (opts->reserved[i]) {
+			*err = -EINVAL;
+			return NULL;
+		}
+	if (opts->flags & ~(unsigned)FUT_LOOP_IGNORE_ENV) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	struct fut_loop *loop = calloc(1, sizeof(*loop));
+	if (!loop) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	loop->owner = pthread_self();
+	pthread_mutex_init(&loop->rlock, NULL);
+	fut__update_time(loop);
+	fut__wheel_init(&loop->wheel, loop->now);
+	loop->nthreads = opts->threads ? opts->threads : fut__env_threads();
+	if (loop->nthreads > 1024)
+		loop->nthreads = 1024;
+	r = fut__backend_select(loop, opts);
+	if (r < 0) {
+		pthread_mutex_destroy(&loop->rlock);
+		free(loop);
+		*err = r;
+		return NULL;
+	}
+	*err = 0;
+	return loop;
+}
+
+/*
+ * Swap the cross-thread buffer out under the lock and run it outside, so
+ * posters never wait for callbacks. Only the loop thread touches rspare.
+ */
+static bool drain_remote(struct fut_loop *loop)
+{
+	atomic_store_explicit(&loop->wake_pending, 0, memory_order_seq_cst);
+	pthread_mutex_lock(&loop->rlock);
+	struct fut__post *buf = loop->rbuf;
+	size_t n = loop->rlen, cap = loop->rcap;
+	loop->rbuf = loop->rspare;
+	loop->rcap = loop->rsparecap;
+	loop->rlen = 0;
+	pthread_mutex_unlock(&loop->rlock);
+	loop->rspare = NULL;
+	loop->rsparecap = 0;
+	for (size_t i = 0; i < n; i++)
+		buf[i].fn(buf[i].arg);
+	loop->rspare = buf;
+	loop->rsparecap = cap;
+	return n != 0;
+}
+
+int fut__post(struct fut_loop *loop, fut_post_fn fn, void *arg)
+{
+	pthread_mutex_lock(&loop->rlock);
+	if (loop->rlen == loop->rcap) {
+		size_t cap = loop->rcap ? loop->rcap * 2 : 64;
+		void *p = realloc(loop->rbuf, cap * sizeof(*loop->rbuf));
+		if (!p) {
+			pthread_mutex_unlock(&loop->rlock);
+			return -ENOMEM;
+		}
+		loop->rbuf = p;
+		loop->rcap = cap;
+	}
+	loop->rbuf[loop->rlen].fn = fn;
+	loop->rbuf[loop->rlen].arg = arg;
+	loop->rlen++;
+	pthread_mutex_unlock(&loop->rlock);
+	/* Coalesce wake-ups: one per batch, not one per post. The loop clears
+	 * the flag before it swaps the buffer, so a post that lands after the
+	 * swap always finds it clear and wakes the loop again. */
+	if (!atomic_exchange_explicit(&loop->wake_pending, 1,
+				      memory_order_seq_cst))
+		loop->be->wake(loop);
+	return 0;
+}
+
+int fut_loop_post(fut_loop *loop, fut_post_fn fn, void *arg)
+{
+	if (!loop || !fn)
+		return -EINVAL;
+	return fut__post(loop, fn, arg);
+}
+
+static bool remote_pending(struct fut_loop *loop)
+{
+	pthread_mutex_lock(&loop->rlock);
+	bool r = loop->rlen != 0;
+	pthread_mutex_unlock(&loop->rlock);
+	return r;
+}
+
+static bool alive(struct fut_loop *loop)
+{
+	return loop->rq_head || loop->active || loop->wheel.count ||
+	       loop->timers || remote_pending(loop);
+}
+
+/*
+ * One tick: run what is due, then wait in the backend for I/O, timers or a
+ * wake-up, unless the callbacks just ran ended the run's reason to wait.
+ */
+static int tick(struct fut_loop *loop, fut *until)
+{
+	drain_remote(loop);
+	fut__run_ready(loop);
+	fut__update_time(loop);
+	fut__timers_run(loop);
+	int timeout = -1;
+	if (loop->rq_head ||
+	    atomic_load_explicit(&loop->stop, memory_order_relaxed) ||
+	    atomic_load_explicit(&loop->wake_pending, memory_order_relaxed))
+		timeout = 0;
+	else if (until ? fut_state(until) != FUT_PENDING : !alive(loop))
+		return 0;
+	else
+		timeout = fut__timers_timeout(loop);
+	int r = loop->be->wait(loop, timeout);
+	fut__update_time(loop);
+	fut__timers_run(loop);
+	return r;
+}
+
+static int enter(struct fut_loop *loop)
+{
+	if (loop->running)
+		return -EBUSY;
+	loop->running = true;
+	loop->owner = pthread_self();
+	fut__update_time(loop);
+	return 0;
+}
+
+static int run(struct fut_loop *loop, fut *until)
+{
+	int r = enter(loop);
+	if (r < 0)
+		return r;
+	for (;;) {
+		if (atomic_exchange_explicit(&loop->stop, 0, memory_order_relaxed)) {
+			r = FUT_ESTOPPED;
+			break;
+		}
+		if (until) {
+			if (fut_state(until) != FUT_PENDING) {
+				r = 0;
+				break;
+			}
+		} else if (!alive(loop)) {
+			r = 0;
+			break;
+		}
+		r = tick(loop, until);
+		if (r < 0 && r != -EINTR)
+			break;
+	}
+	loop->running = false;
+	return r;
+}
+
+int fut_loop_run(fut_loop *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	return run(loop, NULL);
+}
+
+int fut_loop_run_until(fut_loop *loop, fut *f)
+{
+	if (!loop || !f || f->loop != loop)
+		return -EINVAL;
+	return run(loop, f);
+}
+
+int fut_loop_stop(fut_loop *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	atomic_store_explicit(&loop->stop, 1, memory_order_relaxed);
+	if (!atomic_exchange_explicit(&loop->wake_pending, 1,
+				      memory_order_seq_cst))
+		loop->be->wake(loop);
+	return 0;
+}
+
+uint64_t fut_loop_now(fut_loop *loop)
+{
+	return loop ? loop->now : 0;
+}
+
+const char *fut_loop_backend(const fut_loop *loop)
+{
+	return loop ? loop->be->name : NULL;
+}
+
+int fut_loop_free(fut_loop *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	if (loop->running)
+		return -EBUSY;
+	loop->running = true;
+	loop->owner = pthread_self();
+	loop->closing = true;
+	/* Cancelling may start nothing new (ops submitted while closing end
+	 * at once), but callbacks may create futures: repeat until quiet. */
+	for (;;) {
+		while (loop->timers)
+			fut_timer_free(loop->timers);
+		size_t n = fut__cancel_all(loop);
+		if (!n && !loop->rq_head && !loop->active &&
+		    !remote_pending(loop))
+			break;
+		(void)tick(loop, NULL);
+	}
+	fut__pool_destroy(loop->pool_user);
+	fut__pool_destroy(loop->pool_io);
+	/* Pool workers may have posted completions while stopping. */
+	while (remote_pending(loop) || loop->rq_head) {
+		drain_remote(loop);
+		fut__run_ready(loop);
+	}
+	int leaked = (int)fut__free_all(loop);
+	loop->be->fini(loop);
+	while (loop->oslabs) {
+		struct fut__slab *s = loop->oslabs;
+		loop->oslabs = s->next;
+		free(s);
+	}
+	free(loop->rbuf);
+	free(loop->rspare);
+	pthread_mutex_destroy(&loop->rlock);
+	free(loop);
+	return leaked;
+}
