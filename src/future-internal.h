@@ -180,10 +180,23 @@ struct fut__slab {
 	/* followed by n objects */
 };
 
+/* A per-loop free list of fixed-size objects carved from slabs: no malloc
+ * per operation once the loop is warm (src/objpool.c). */
+struct fut__objpool {
+	void *free;
+	struct fut__slab *slabs;
+	size_t size, per_slab;
+};
+
+void fut__objpool_init(struct fut__objpool *p, size_t size, size_t per_slab);
+void *fut__obj_alloc(struct fut__objpool *p);
+void fut__obj_free(struct fut__objpool *p, void *o);
+void fut__objpool_destroy(struct fut__objpool *p);
+
 struct fut_loop {
 	const struct fut_backend *be;
 	void *be_data;
-	pthread_t owner;
+	const void *owner; /* fut__thread_id() of the thread running it */
 	bool running;
 	bool closing;
 	_Atomic int stop;
@@ -198,9 +211,9 @@ struct fut_loop {
 	size_t rlen, rcap, rsparecap;
 	_Atomic int wake_pending;
 
-	struct fut__slab *fslabs, *oslabs;
+	struct fut__slab *fslabs;
 	fut *free_futs;
-	struct fut__op *free_ops;
+	struct fut__objpool ops, sleeps;
 	size_t live_futs;
 
 	struct fut__wheel wheel;
@@ -219,6 +232,7 @@ void fut__adopt(fut *dst, fut *src);
 void fut__run_ready(struct fut_loop *loop);
 void fut__remote_done(void *arg);
 bool fut__on_loop_thread(const struct fut_loop *loop);
+const void *fut__thread_id(void);
 size_t fut__cancel_all(struct fut_loop *loop);
 size_t fut__free_all(struct fut_loop *loop);
 
@@ -236,6 +250,7 @@ extern const struct fut__producer fut__io_producer;
 
 /* timer.c */
 void fut__wheel_init(struct fut__wheel *w, uint64_t now);
+void fut__timer_pool_init(struct fut_loop *loop);
 void fut__timer_arm(struct fut_loop *loop, struct fut__tnode *tn, uint64_t when);
 void fut__timer_disarm(struct fut_loop *loop, struct fut__tnode *tn);
 void fut__timers_run(struct fut_loop *loop);

@@ -20,9 +20,21 @@ static uint32_t load_state(const fut *f)
 	return atomic_load_explicit(&((fut *)f)->state, memory_order_acquire);
 }
 
+/*
+ * A per-thread marker whose address identifies the thread. initial-exec
+ * makes it one %fs-relative lea instead of a __tls_get_addr call (the
+ * library is loaded at start-up, so the static TLS block has room).
+ */
+static _Thread_local char thread_mark __attribute__((tls_model("initial-exec")));
+
+const void *fut__thread_id(void)
+{
+	return &thread_mark;
+}
+
 bool fut__on_loop_thread(const struct fut_loop *loop)
 {
-	return pthread_equal(pthread_self(), loop->owner);
+	return loop->owner == &thread_mark;
 }
 
 static int grow_slab(struct fut_loop *loop)
@@ -69,11 +81,12 @@ fut *fut__alloc(struct fut_loop *loop)
 static void release(fut *f)
 {
 	struct fut_loop *loop = f->loop;
-	if (f->prod && f->prod->release)
+	if (fut__unlikely(f->prod != NULL) && f->prod->release)
 		f->prod->release(f);
-	if ((load_state(f) & ST_PTR) && f->dtor)
+	if (fut__unlikely(load_state(f) & ST_PTR) && f->dtor)
 		f->dtor(f->v.p);
-	free(f->xcb);
+	if (fut__unlikely(f->xcb != NULL))
+		free(f->xcb);
 	atomic_store_explicit(&f->state, ST_FREE, memory_order_relaxed);
 	f->next = loop->free_futs;
 	loop->free_futs = f;
@@ -199,7 +212,8 @@ void fut__run_ready(struct fut_loop *loop)
 			x[i].fn(f, x[i].arg);
 			fut_unref(f);
 		}
-		free(x);
+		if (x)
+			free(x);
 		if (end)
 			break;
 		f = next;

@@ -13,26 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#define OP_SLAB_OBJS 128
-
 struct fut__op *fut__op_alloc(struct fut_loop *loop, int kind)
 {
-	if (fut__unlikely(!loop->free_ops)) {
-		struct fut__slab *s = malloc(sizeof(*s) +
-					     OP_SLAB_OBJS * sizeof(struct fut__op));
-		if (!s)
-			return NULL;
-		s->n = OP_SLAB_OBJS;
-		s->next = loop->oslabs;
-		loop->oslabs = s;
-		struct fut__op *objs = (struct fut__op *)(s + 1);
-		for (size_t i = s->n; i-- > 0;) {
-			objs[i].next = loop->free_ops;
-			loop->free_ops = &objs[i];
-		}
-	}
-	struct fut__op *op = loop->free_ops;
-	loop->free_ops = op->next;
+	struct fut__op *op = fut__obj_alloc(&loop->ops);
+	if (!op)
+		return NULL;
 	op->next = op->prev = NULL;
 	op->f = NULL;
 	op->loop = loop;
@@ -46,10 +31,8 @@ struct fut__op *fut__op_alloc(struct fut_loop *loop, int kind)
 
 void fut__op_free(struct fut__op *op)
 {
-	struct fut_loop *loop = op->loop;
 	op->kind = OP_NONE;
-	op->next = loop->free_ops;
-	loop->free_ops = op;
+	fut__obj_free(&op->loop->ops, op);
 }
 
 /*

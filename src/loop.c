@@ -40,10 +40,12 @@ fut_loop *fut_loop_new(const struct fut_loop_opts *opts, int *err)
 		*err = -ENOMEM;
 		return NULL;
 	}
-	loop->owner = pthread_self();
+	loop->owner = fut__thread_id();
 	pthread_mutex_init(&loop->rlock, NULL);
 	fut__update_time(loop);
 	fut__wheel_init(&loop->wheel, loop->now);
+	fut__objpool_init(&loop->ops, sizeof(struct fut__op), 64);
+	fut__timer_pool_init(loop);
 	loop->nthreads = opts->threads ? opts->threads : fut__env_threads();
 	if (loop->nthreads > 1024)
 		loop->nthreads = 1024;
@@ -158,7 +160,7 @@ static int enter(struct fut_loop *loop)
 	if (loop->running)
 		return -EBUSY;
 	loop->running = true;
-	loop->owner = pthread_self();
+	loop->owner = fut__thread_id();
 	fut__update_time(loop);
 	return 0;
 }
@@ -232,7 +234,7 @@ int fut_loop_free(fut_loop *loop)
 	if (loop->running)
 		return -EBUSY;
 	loop->running = true;
-	loop->owner = pthread_self();
+	loop->owner = fut__thread_id();
 	loop->closing = true;
 	/* Cancelling may start nothing new (ops submitted while closing end
 	 * at once), but callbacks may create futures: repeat until quiet. */
@@ -254,11 +256,8 @@ int fut_loop_free(fut_loop *loop)
 	}
 	int leaked = (int)fut__free_all(loop);
 	loop->be->fini(loop);
-	while (loop->oslabs) {
-		struct fut__slab *s = loop->oslabs;
-		loop->oslabs = s->next;
-		free(s);
-	}
+	fut__objpool_destroy(&loop->ops);
+	fut__objpool_destroy(&loop->sleeps);
 	free(loop->rbuf);
 	free(loop->rspare);
 	pthread_mutex_destroy(&loop->rlock);

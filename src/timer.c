@@ -196,17 +196,38 @@ int fut__timers_timeout(struct fut_loop *loop)
 
 /* --- fut_sleep --- */
 
+/* A sleep needs only its wheel node: a small object of its own keeps a
+ * million armed timers at ~56 bytes each plus the future. */
+struct sleep {
+	struct fut__tnode tn;
+	fut *f;
+};
+
+void fut__timer_pool_init(struct fut_loop *loop)
+{
+	fut__objpool_init(&loop->sleeps, sizeof(struct sleep), 1024);
+}
+
+static void sleep_end(struct sleep *s, int err)
+{
+	fut *f = s->f;
+	f->prod = NULL;
+	f->pdata = NULL;
+	fut__obj_free(&f->loop->sleeps, s);
+	fut__complete(f, 0, err);
+	fut_unref(f); /* the timer's reference */
+}
+
 static void sleep_fire(struct fut__tnode *tn)
 {
-	struct fut__op *op = fut__container_of(tn, struct fut__op, u.tn);
-	fut__op_complete(op, 0);
+	sleep_end(fut__container_of(tn, struct sleep, tn), 0);
 }
 
 static int sleep_cancel(fut *f)
 {
-	struct fut__op *op = f->pdata;
-	fut__timer_disarm(f->loop, &op->u.tn);
-	fut__op_complete(op, -ECANCELED);
+	struct sleep *s = f->pdata;
+	fut__timer_disarm(f->loop, &s->tn);
+	sleep_end(s, -ECANCELED);
 	return 0;
 }
 
@@ -218,19 +239,21 @@ fut *fut_sleep(fut_loop *loop, uint64_t ms)
 {
 	if (!loop)
 		return NULL;
-	struct fut__op *op = fut__op_alloc(loop, OP_SLEEP);
-	if (!op)
+	if (loop->closing)
+		return fut_rejected(loop, -ECANCELED);
+	fut *f = fut__alloc(loop);
+	struct sleep *s = f ? fut__obj_alloc(&loop->sleeps) : NULL;
+	if (!s) {
+		fut_unref(f);
 		return NULL;
-	fut *f = fut__op_future(op, &sleep_producer);
-	if (!f)
-		return NULL;
-	if (loop->closing) {
-		fut__op_complete(op, -ECANCELED);
-		return f;
 	}
-	op->u.tn.fire = sleep_fire;
+	s->f = f;
+	s->tn.fire = sleep_fire;
+	f->refs = 2;
+	f->prod = &sleep_producer;
+	f->pdata = s;
 	uint64_t when = ms > UINT64_MAX - loop->now ? UINT64_MAX : loop->now + ms;
-	fut__timer_arm(loop, &op->u.tn, when);
+	fut__timer_arm(loop, &s->tn, when);
 	return f;
 }
 
