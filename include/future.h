@@ -47,6 +47,7 @@ enum {
 	FUT_ESTOPPED = -4003,  /* fut_loop_stop() interrupted the run */
 	FUT_EWRONGTHREAD = -4004, /* called from a thread not running the loop */
 	FUT_ENOTCOMPILED = -4005, /* backend not compiled into this build */
+	FUT_ESYSCTL = -4006,   /* io_uring disabled by kernel.io_uring_disabled */
 	FUT_ERR_MIN_ = -4099
 };
 
@@ -98,6 +99,8 @@ FUT_EXPORT int fut_loop_post(fut_loop *loop, fut_post_fn fn, void *arg);
 FUT_EXPORT uint64_t fut_loop_now(fut_loop *loop);
 /* Name of the backend this loop runs on. */
 FUT_EXPORT const char *fut_loop_backend(const fut_loop *loop);
+/* 0, or why auto could not use its first choice (io_uring) for this loop. */
+FUT_EXPORT int fut_loop_fallback_reason(const fut_loop *loop);
 
 /* --- futures: see fut_new(3) --- */
 

@@ -36,12 +36,35 @@ static const struct entry registry[] = {
 
 #define NREG (sizeof(registry) / sizeof(registry[0]))
 
+/*
+ * io_uring says EPERM both under a seccomp filter (Docker's default profile)
+ * and when the kernel.io_uring_disabled sysctl (6.6+) forbids it; operators
+ * fix the two differently, so tell them apart.
+ */
+static int explain(const struct fut_backend *be, int r)
+{
+	if (r != -EPERM || strcmp(be->name, "io_uring") != 0)
+		return r;
+	FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
+	int v = 0;
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	/* 2: disabled for everyone; 1: only for unprivileged processes
+	 * outside the io_uring_group, which is who gets EPERM here. */
+	return v > 0 ? FUT_ESYSCTL : r;
+}
+
 static int try_init(struct fut_loop *loop, const struct fut_backend *be)
 {
 	loop->be = be;
 	int r = be->init(loop);
-	if (r < 0)
+	if (r < 0) {
 		loop->be = NULL;
+		r = explain(be, r);
+	}
 	return r;
 }
 
@@ -94,6 +117,8 @@ int fut__backend_select(struct fut_loop *loop, const struct fut_loop_opts *o)
 			continue;
 		if (!registry[i].be) {
 			debug(loop, "auto: %s not compiled in", registry[i].name);
+			if (!loop->fallback)
+				loop->fallback = FUT_ENOTCOMPILED;
 			continue;
 		}
 		int r = try_init(loop, registry[i].be);
@@ -101,6 +126,8 @@ int fut__backend_select(struct fut_loop *loop, const struct fut_loop_opts *o)
 			debug(loop, "auto: selected %s", registry[i].name);
 			return 0;
 		}
+		if (!loop->fallback)
+			loop->fallback = r;
 		debug(loop, "auto: %s unavailable: %s", registry[i].name,
 		      fut_strerror(r));
 		last = r;

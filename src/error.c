@@ -23,6 +23,8 @@ static const struct libcode libcodes[] = {
 	  "called from a thread that does not run the loop" },
 	{ FUT_ENOTCOMPILED, "FUT_ENOTCOMPILED",
 	  "backend not compiled into this build" },
+	{ FUT_ESYSCTL, "FUT_ESYSCTL",
+	  "io_uring disabled by the kernel.io_uring_disabled sysctl" },
 };
 
 static const struct libcode *find(int err)

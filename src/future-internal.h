@@ -223,6 +223,7 @@ struct fut_loop {
 	unsigned nthreads;
 	struct fut__pool *pool_user, *pool_io;
 	int debug;
+	int fallback; /* why auto skipped its first choice, or 0 */
 };
 
 /* future.c */

@@ -227,6 +227,11 @@ const char *fut_loop_backend(const fut_loop *loop)
 	return loop ? loop->be->name : NULL;
 }
 
+int fut_loop_fallback_reason(const fut_loop *loop)
+{
+	return loop ? loop->fallback : -EINVAL;
+}
+
 int fut_loop_free(fut_loop *loop)
 {
 	if (!loop)
