@@ -160,6 +160,29 @@ FUT_EXPORT fut *fut_close(fut_loop *loop, int fd);
 FUT_EXPORT fut *fut_run_blocking(fut_loop *loop, fut_blocking_fn fn,
 				 void *arg);
 
+/* --- coroutines: see fut_spawn(3), fut_await(3) --- */
+
+typedef int64_t (*fut_coro_fn)(void *arg);
+
+/* Coroutine options. A zeroed struct means "defaults". */
+struct fut_spawn_opts {
+	size_t stack_size;    /* usable bytes; 0: 256 KiB; at least 16 KiB */
+	uint64_t reserved[4]; /* must be zero */
+};
+
+/* Start fn(arg) as a coroutine on the next tick; the future ends with its
+ * return value (>= 0) or error (< 0). */
+FUT_EXPORT fut *fut_spawn(fut_loop *loop, fut_coro_fn fn, void *arg);
+FUT_EXPORT fut *fut_spawn_opts(fut_loop *loop, fut_coro_fn fn, void *arg,
+			       const struct fut_spawn_opts *opts);
+/* Inside a coroutine: wait for f (consumed); 0 and *value, or its error. */
+FUT_EXPORT int fut_await(fut *f, int64_t *value);
+/* Wait for all of fs at once (consumed, as fut_all); see fut_await(3). */
+FUT_EXPORT int fut_await_all(fut **fs, size_t n, unsigned flags, fut **all);
+FUT_EXPORT int fut_yield(void);
+FUT_EXPORT int fut_coro_sleep(uint64_t ms);
+FUT_EXPORT fut_loop *fut_coro_loop(void);
+
 /* --- errors: see fut_strerror(3) --- */
 
 FUT_EXPORT const char *fut_strerror(int err);

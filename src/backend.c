@@ -83,16 +83,28 @@ static void debug(const struct fut_loop *loop, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The environment is read once per process (STYLE.md 14). */
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+static const char *env_backend;
+static bool env_debug;
+
+static void read_env(void)
+{
+	const char *s = secure_getenv("FUTURE_BACKEND");
+	env_backend = s && *s ? strdup(s) : NULL;
+	s = secure_getenv("FUTURE_DEBUG");
+	env_debug = s && *s && strcmp(s, "0") != 0;
+}
+
 int fut__backend_select(struct fut_loop *loop, const struct fut_loop_opts *o)
 {
 	bool env = !(o->flags & FUT_LOOP_IGNORE_ENV);
 	const char *name = o->backend;
-	const char *dbg = env ? secure_getenv("FUTURE_DEBUG") : NULL;
-	loop->debug = dbg && *dbg && strcmp(dbg, "0") != 0;
-	if (!name && env) {
-		name = secure_getenv("FUTURE_BACKEND");
-		if (name && !*name)
-			name = NULL;
+	if (env) {
+		pthread_once(&env_once, read_env);
+		loop->debug = env_debug;
+		if (!name)
+			name = env_backend;
 	}
 	if (name && strcmp(name, "auto") != 0) {
 		for (size_t i = 0; i < NREG; i++) {

@@ -223,6 +223,10 @@ struct fut_loop {
 	unsigned nthreads;
 	struct fut__pool *pool_user, *pool_io;
 	int debug;
+	unsigned slow_ms; /* FUTURE_SLOW_MS, 0: detector off */
+	void *slow_fn;    /* coroutine being timed, see src/slow.c */
+	void *stacks;     /* pooled coroutine stacks */
+	unsigned nstacks;
 	int fallback; /* why auto skipped its first choice, or 0 */
 };
 
@@ -263,6 +267,27 @@ int fut__pool_submit(struct fut_loop *loop, int lane, struct fut__job *job);
 int fut__pool_cancel(struct fut__job *job);
 void fut__pool_destroy(struct fut__pool *pool);
 unsigned fut__env_threads(void);
+
+/* slow.c */
+unsigned fut__env_slow_ms(void);
+uint64_t fut__slow_now(void);
+void fut__slow_check(struct fut_loop *loop, uint64_t t0, void *fn,
+		     const char *what);
+
+/* Call a user callback, timing it when the slow-callback detector is on. */
+#define FUT__TIMED(loop, fn, what, call)                                     \
+	do {                                                                 \
+		if (fut__unlikely((loop)->slow_ms)) {                        \
+			uint64_t t0_ = fut__slow_now();                      \
+			call;                                                \
+			fut__slow_check((loop), t0_, (void *)(fn), (what));  \
+		} else {                                                     \
+			call;                                                \
+		}                                                            \
+	} while (0)
+
+/* coro.c */
+void fut__coro_stacks_free(struct fut_loop *loop);
 
 /* backend.c */
 int fut__backend_select(struct fut_loop *loop, const struct fut_loop_opts *o);

@@ -205,11 +205,11 @@ void fut__run_ready(struct fut_loop *loop)
 		f->nxcb = f->capxcb = 0;
 		/* Each registration holds a reference, dropped after its call. */
 		if (cb.fn) {
-			cb.fn(f, cb.arg);
+			FUT__TIMED(loop, cb.fn, "callback", cb.fn(f, cb.arg));
 			fut_unref(f);
 		}
 		for (uint32_t i = 0; i < nx; i++) {
-			x[i].fn(f, x[i].arg);
+			FUT__TIMED(loop, x[i].fn, "callback", x[i].fn(f, x[i].arg));
 			fut_unref(f);
 		}
 		if (x)

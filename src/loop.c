@@ -47,6 +47,8 @@ fut_loop *fut_loop_new(const struct fut_loop_opts *opts, int *err)
 	fut__objpool_init(&loop->ops, sizeof(struct fut__op), 64);
 	fut__timer_pool_init(loop);
 	loop->nthreads = opts->threads ? opts->threads : fut__env_threads();
+	if (!(opts->flags & FUT_LOOP_IGNORE_ENV))
+		loop->slow_ms = fut__env_slow_ms();
 	if (loop->nthreads > 1024)
 		loop->nthreads = 1024;
 	r = fut__backend_select(loop, opts);
@@ -77,7 +79,7 @@ static bool drain_remote(struct fut_loop *loop)
 	loop->rspare = NULL;
 	loop->rsparecap = 0;
 	for (size_t i = 0; i < n; i++)
-		buf[i].fn(buf[i].arg);
+		FUT__TIMED(loop, buf[i].fn, "posted callback", buf[i].fn(buf[i].arg));
 	loop->rspare = buf;
 	loop->rsparecap = cap;
 	return n != 0;
@@ -260,6 +262,7 @@ int fut_loop_free(fut_loop *loop)
 		fut__run_ready(loop);
 	}
 	int leaked = (int)fut__free_all(loop);
+	fut__coro_stacks_free(loop);
 	loop->be->fini(loop);
 	fut__objpool_destroy(&loop->ops);
 	fut__objpool_destroy(&loop->sleeps);

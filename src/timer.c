@@ -264,7 +264,7 @@ static void periodic_fire(struct fut__tnode *tn)
 	struct fut_timer *t = fut__container_of(tn, struct fut_timer, tn);
 	struct fut_loop *loop = t->loop;
 	t->in_callback = true;
-	t->fn(t, t->arg);
+	FUT__TIMED(loop, t->fn, "timer callback", t->fn(t, t->arg));
 	t->in_callback = false;
 	if (t->dead) {
 		free(t);
