@@ -48,7 +48,20 @@ enum {
 	FUT_EWRONGTHREAD = -4004, /* called from a thread not running the loop */
 	FUT_ENOTCOMPILED = -4005, /* backend not compiled into this build */
 	FUT_ESYSCTL = -4006,   /* io_uring disabled by kernel.io_uring_disabled */
-	FUT_ERR_MIN_ = -4099
+	/* libfuture-http (see <future/http.h>) */
+	FUT_HTTP_EINCOMPLETE = -4100, /* need more bytes (not an error) */
+	FUT_HTTP_EBADREQ = -4101,     /* malformed message: 400 */
+	FUT_HTTP_EURITOOLONG = -4102, /* request line over limit: 414 */
+	FUT_HTTP_EHDRTOOBIG = -4103,  /* header section over limit: 431 */
+	FUT_HTTP_EBODYTOOBIG = -4104, /* body over limit: 413 */
+	FUT_HTTP_ENOTIMPL = -4105,    /* unknown transfer coding: 501 */
+	FUT_HTTP_EVERSION = -4106,    /* HTTP major version not 1: 505 */
+	FUT_HTTP_EBADRESP = -4107,    /* malformed response (client) */
+	FUT_HTTP_EBADURL = -4108,     /* URL the client cannot use */
+	FUT_HTTP_ETIMEOUT_CONNECT = -4109, /* client: connect timed out */
+	FUT_HTTP_ETIMEOUT_QUEUE = -4110,   /* client: no free connection in time */
+	FUT_HTTP_ETIMEOUT_REQUEST = -4111, /* client: response not in time */
+	FUT_ERR_MIN_ = -4199
 };
 
 /* Future states, as returned by fut_state(). Cancelled is rejected with
