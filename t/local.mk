@@ -1,0 +1,14 @@
+# Test suites (check), run once per backend: t/backend-<name>.sh sets
+# FUTURE_BACKEND; a backend the machine cannot run exits 77 (SKIP).
+TESTS += t/symbols.sh
+EXTRA_DIST += t/symbols.sh t/backend-epoll.sh t/backend-io_uring.sh \
+	t/backend-threads.sh t/tests.h
+if HAVE_CHECK
+check_PROGRAMS += t/unit
+t_unit_SOURCES = t/main.c t/select.c t/smoke.c
+t_unit_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+t_unit_LDADD = libfuture.la $(CHECK_LIBS) -lpthread
+TESTS += t/backend-epoll.sh t/backend-io_uring.sh t/backend-threads.sh
+endif
+# Valgrind and TSan slow everything down.
+AM_TESTS_ENVIRONMENT = CK_DEFAULT_TIMEOUT=60; export CK_DEFAULT_TIMEOUT;

@@ -1,0 +1,454 @@
+/*
+ * End-to-end checks of the core contract on the backend FUTURE_BACKEND
+ * names: cross-thread resolution, socket and file I/O through every path a
+ * backend has (immediate, queued, partial, pooled), cancellation reaching
+ * the work, and clean teardown with work still pending.
+ */
+#include <future.h>
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tests.h"
+
+static fut_loop *new_loop(void)
+{
+	int err = 0;
+	fut_loop *loop = fut_loop_new(NULL, &err);
+	ck_assert_msg(loop, "fut_loop_new: %s", fut_strerror(err));
+	return loop;
+}
+
+/* Run until f ends, failing the test (not hanging) after 10 s. */
+static void wait_for(fut_loop *loop, fut *f)
+{
+	fut *guard = fut_timeout(fut_ref(f), 10000);
+	ck_assert_int_eq(fut_loop_run_until(loop, guard), 0);
+	/* The guard cancels what it guards: that pair means a hang. */
+	ck_assert_msg(!(fut_error(guard) == -ETIMEDOUT &&
+			fut_error(f) == -ECANCELED), "no result in 10 s");
+	fut_unref(guard);
+}
+
+static void count_cb(fut *f, void *arg)
+{
+	(*(long *)arg)++;
+}
+
+struct resolver {
+	fut **fs;
+	int n;
+	int failures;
+};
+
+static void *resolve_all(void *arg)
+{
+	struct resolver *r = arg;
+	for (int i = 0; i < r->n; i++)
+		if (fut_resolve(r->fs[i], i) != 0)
+			r->failures++;
+	return NULL;
+}
+
+START_TEST(resolve_from_8_threads)
+{
+	enum { T = 8, N = 100000 };
+	fut_loop *loop = new_loop();
+	fut **fs = malloc(sizeof(*fs) * T * N);
+	struct resolver r[T];
+	pthread_t th[T];
+	long hits = 0;
+	for (int i = 0; i < T * N; i++) {
+		fs[i] = fut_new(loop);
+		fut_ref(fs[i]);
+		ck_assert_int_eq(fut_on_done(fs[i], count_cb, &hits), 0);
+	}
+	for (int t = 0; t < T; t++) {
+		r[t] = (struct resolver){ fs + t * N, N, 0 };
+		ck_assert_int_eq(pthread_create(&th[t], NULL, resolve_all, &r[t]), 0);
+	}
+	fut *all = fut_all(loop, (fut *[]){ fut_ref(fs[T * N - 1]) }, 1, 0);
+	wait_for(loop, all);
+	for (int t = 0; t < T; t++) {
+		pthread_join(th[t], NULL);
+		ck_assert_int_eq(r[t].failures, 0);
+	}
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_int_eq(hits, T * N);
+	for (int i = 0; i < T * N; i++) {
+		ck_assert_int_eq(fut_value(fs[i]), i % N);
+		/* A second resolve, from any thread, is refused. */
+		ck_assert_int_eq(fut_resolve(fs[i], 1), -EALREADY);
+		fut_unref(fs[i]);
+	}
+	fut_unref(all);
+	free(fs);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+START_TEST(send_16mib_through_partial_writes)
+{
+	fut_loop *loop = new_loop();
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	int small = 4096;
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	size_t big = 16u << 20;
+	char *src = malloc(big), *dst = malloc(big);
+	for (size_t i = 0; i < big; i++)
+		src[i] = (char)(i * 31 + (i >> 13));
+	fut *s = fut_send(loop, sv[0], src, big, 0);
+	size_t got = 0;
+	while (got < big) {
+		size_t want = big - got > 50000 ? 50000 : big - got;
+		fut *r = fut_recv(loop, sv[1], dst + got, want, 0);
+		wait_for(loop, r);
+		ck_assert_int_gt(fut_value(r), 0);
+		got += (size_t)fut_value(r);
+		fut_unref(r);
+	}
+	wait_for(loop, s);
+	ck_assert_int_eq(fut_value(s), (int64_t)big);
+	ck_assert(memcmp(src, dst, big) == 0);
+	fut_unref(s);
+	fut_unref(fut_close(loop, sv[0]));
+	fut_unref(fut_close(loop, sv[1]));
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	free(src);
+	free(dst);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+START_TEST(cancel_pending_recv_then_eof_and_epipe)
+{
+	fut_loop *loop = new_loop();
+	int sv[2];
+	char b[16];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fut *r = fut_recv(loop, sv[1], b, sizeof(b), 0);
+	ck_assert_int_eq(fut_state(r), FUT_PENDING);
+	ck_assert_int_eq(fut_cancel(r), 0);
+	wait_for(loop, r);
+	ck_assert_int_eq(fut_error(r), -ECANCELED);
+	ck_assert_int_eq(fut_cancel(r), -EALREADY);
+	fut_unref(r);
+	/* The withdrawn recv took nothing: the next one gets the data. */
+	fut_unref(fut_send(loop, sv[0], "xyz", 3, 0));
+	r = fut_recv(loop, sv[1], b, sizeof(b), 0);
+	wait_for(loop, r);
+	ck_assert_int_eq(fut_value(r), 3);
+	ck_assert(memcmp(b, "xyz", 3) == 0);
+	fut_unref(r);
+	/* Peer closes: EOF is a resolved 0, not an error. */
+	fut *c = fut_close(loop, sv[0]);
+	wait_for(loop, c);
+	ck_assert_int_eq(fut_error(c), 0);
+	fut_unref(c);
+	r = fut_recv(loop, sv[1], b, sizeof(b), 0);
+	wait_for(loop, r);
+	ck_assert_int_eq(fut_state(r), FUT_RESOLVED);
+	ck_assert_int_eq(fut_value(r), 0);
+	fut_unref(r);
+	fut_unref(fut_close(loop, sv[1]));
+	/* Send to a closed peer: -EPIPE, and no SIGPIPE kills us. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	close(sv[1]);
+	fut *s = fut_send(loop, sv[0], "a", 1, 0);
+	wait_for(loop, s);
+	ck_assert(fut_error(s) == -EPIPE || fut_error(s) == -ECONNRESET);
+	fut_unref(s);
+	fut_unref(fut_close(loop, sv[0]));
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+static int listener(struct sockaddr_in *a)
+{
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	*a = (struct sockaddr_in){ .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	ck_assert_int_eq(bind(ls, (struct sockaddr *)a, sizeof(*a)), 0);
+	ck_assert_int_eq(listen(ls, 16), 0);
+	socklen_t al = sizeof(*a);
+	getsockname(ls, (struct sockaddr *)a, &al);
+	return ls;
+}
+
+START_TEST(tcp_accept_connect_refused)
+{
+	fut_loop *loop = new_loop();
+	struct sockaddr_in a, peer;
+	socklen_t plen = sizeof(peer);
+	int ls = listener(&a);
+	fut *acc = fut_accept(loop, ls, (struct sockaddr *)&peer, &plen);
+	int cs = socket(AF_INET, SOCK_STREAM, 0);
+	fut *con = fut_connect(loop, cs, (struct sockaddr *)&a, sizeof(a));
+	wait_for(loop, acc);
+	wait_for(loop, con);
+	ck_assert_int_eq(fut_error(con), 0);
+	ck_assert_int_ge(fut_value(acc), 0);
+	ck_assert_int_eq(peer.sin_family, AF_INET);
+	int as = (int)fut_value(acc);
+	ck_assert(fcntl(as, F_GETFL) & O_NONBLOCK);
+	ck_assert(fcntl(as, F_GETFD) & FD_CLOEXEC);
+	/* Data both ways over the accepted connection. */
+	char b[8] = { 0 };
+	fut_unref(fut_send(loop, cs, "ping", 4, 0));
+	fut *r = fut_recv(loop, as, b, sizeof(b), 0);
+	wait_for(loop, r);
+	ck_assert_int_eq(fut_value(r), 4);
+	fut_unref(r);
+	fut_unref(fut_close(loop, as));
+	fut_unref(fut_close(loop, cs));
+	fut_unref(fut_close(loop, ls));
+	fut_unref(acc);
+	fut_unref(con);
+	/* The listener is gone: connecting is refused. */
+	int cs2 = socket(AF_INET, SOCK_STREAM, 0);
+	con = fut_connect(loop, cs2, (struct sockaddr *)&a, sizeof(a));
+	wait_for(loop, con);
+	ck_assert_int_eq(fut_error(con), -ECONNREFUSED);
+	fut_unref(con);
+	fut_unref(fut_close(loop, cs2));
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+START_TEST(regular_file_read_write)
+{
+	fut_loop *loop = new_loop();
+	char path[] = "/tmp/libfuture-tXXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	fut *w = fut_write(loop, fd, "hello world", 11, 100);
+	wait_for(loop, w);
+	ck_assert_int_eq(fut_value(w), 11);
+	fut_unref(w);
+	char rb[32] = { 0 };
+	fut *r = fut_read(loop, fd, rb, 5, 106);
+	wait_for(loop, r);
+	ck_assert_int_eq(fut_value(r), 5);
+	ck_assert(memcmp(rb, "world", 5) == 0);
+	fut_unref(r);
+	/* Past the end: EOF is 0. */
+	r = fut_read(loop, fd, rb, 5, 4096);
+	wait_for(loop, r);
+	ck_assert_int_eq(fut_state(r), FUT_RESOLVED);
+	ck_assert_int_eq(fut_value(r), 0);
+	fut_unref(r);
+	/* The hole before offset 100 reads as zeros. */
+	r = fut_read(loop, fd, rb, 4, 0);
+	wait_for(loop, r);
+	ck_assert_int_eq(fut_value(r), 4);
+	ck_assert(rb[0] == 0 && rb[3] == 0);
+	fut_unref(r);
+	/* Regular files are always ready for fut_poll. */
+	fut *p = fut_poll(loop, fd, POLLIN);
+	wait_for(loop, p);
+	ck_assert(fut_value(p) & POLLIN);
+	fut_unref(p);
+	fut_unref(fut_close(loop, fd));
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+START_TEST(invalid_io_arguments)
+{
+	fut_loop *loop = new_loop();
+	char b[4];
+	fut *fs[] = {
+		fut_recv(loop, -1, b, 4, 0), fut_send(loop, -1, b, 4, 0),
+		fut_read(loop, -1, b, 4, 0), fut_write(loop, -1, b, 4, -1),
+		fut_accept(loop, -1, NULL, NULL), fut_poll(loop, -1, POLLIN),
+		fut_close(loop, -1),
+	};
+	for (size_t i = 0; i < sizeof(fs) / sizeof(fs[0]); i++) {
+		ck_assert_int_eq(fut_error(fs[i]), -EBADF);
+		fut_unref(fs[i]);
+	}
+	fut *f = fut_recv(loop, 0, NULL, 4, 0);
+	ck_assert_int_eq(fut_error(f), -EINVAL);
+	fut_unref(f);
+	f = fut_read(loop, 0, b, 4, -2);
+	ck_assert_int_eq(fut_error(f), -EINVAL);
+	fut_unref(f);
+	f = fut_connect(loop, 0, NULL, 0);
+	ck_assert_int_eq(fut_error(f), -EINVAL);
+	fut_unref(f);
+	ck_assert_ptr_null(fut_recv(NULL, 0, b, 4, 0));
+	ck_assert_ptr_null(fut_sleep(NULL, 1));
+	ck_assert_ptr_null(fut_run_blocking(NULL, NULL, NULL));
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+static int64_t sleepy(void *arg)
+{
+	usleep(50000);
+	return (int64_t)(intptr_t)arg;
+}
+
+static int64_t failing(void *arg)
+{
+	return -EIO;
+}
+
+START_TEST(blocking_jobs)
+{
+	struct fut_loop_opts o = { .threads = 1 };
+	int err;
+	fut_loop *loop = fut_loop_new(&o, &err);
+	ck_assert_ptr_nonnull(loop);
+	fut *a = fut_run_blocking(loop, sleepy, (void *)7);
+	fut *b = fut_run_blocking(loop, sleepy, (void *)8);
+	fut *c = fut_run_blocking(loop, failing, NULL);
+	/* One worker: b waits in the queue and can be withdrawn. */
+	ck_assert_int_eq(fut_cancel(b), 0);
+	ck_assert_int_eq(fut_error(b), -ECANCELED);
+	wait_for(loop, a);
+	ck_assert_int_eq(fut_value(a), 7);
+	wait_for(loop, c);
+	ck_assert_int_eq(fut_error(c), -EIO);
+	fut_unref(a);
+	fut_unref(b);
+	fut_unref(c);
+	fut *n = fut_run_blocking(loop, NULL, NULL);
+	ck_assert_int_eq(fut_error(n), -EINVAL);
+	fut_unref(n);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/* The library's file I/O must not wait behind long user jobs. */
+START_TEST(file_io_not_starved_by_blocking_jobs)
+{
+	struct fut_loop_opts o = { .threads = 1 };
+	int err;
+	fut_loop *loop = fut_loop_new(&o, &err);
+	ck_assert_ptr_nonnull(loop);
+	fut *jobs[4];
+	for (int i = 0; i < 4; i++)
+		jobs[i] = fut_run_blocking(loop, sleepy, NULL);
+	char path[] = "/tmp/libfuture-tXXXXXX";
+	int fd = mkstemp(path);
+	unlink(path);
+	uint64_t t0 = fut_loop_now(loop);
+	fut *w = fut_write(loop, fd, "x", 1, 0);
+	wait_for(loop, w);
+	ck_assert_int_eq(fut_value(w), 1);
+	/* The jobs need 200 ms on the single user worker. */
+	ck_assert_uint_lt(fut_loop_now(loop) - t0, 150);
+	fut_unref(w);
+	for (int i = 0; i < 4; i++)
+		fut_unref(jobs[i]);
+	fut_unref(fut_close(loop, fd));
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+START_TEST(combinators_really_cancel)
+{
+	fut_loop *loop = new_loop();
+	fut *two[2] = { fut_sleep(loop, 10), fut_sleep(loop, 100000) };
+	fut *any = fut_any(loop, two, 2);
+	wait_for(loop, any);
+	ck_assert_int_eq(fut_value(any), 0);
+	ck_assert_int_eq(fut_error(fut_at(any, 1)), -ECANCELED);
+	fut_unref(any);
+	/* Nothing is left armed: run returns at once. */
+	uint64_t t0 = fut_loop_now(loop);
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_uint_lt(fut_loop_now(loop) - t0, 1000);
+	fut *m[3] = { fut_resolved(loop, 1), fut_rejected(loop, -EIO),
+		      fut_sleep(loop, 5) };
+	fut *all = fut_all(loop, m, 3, FUT_ALL_SETTLED);
+	wait_for(loop, all);
+	ck_assert_int_eq(fut_value(all), 1);
+	ck_assert_int_eq(fut_error(fut_at(all, 1)), -EIO);
+	ck_assert_int_eq(fut_value(fut_at(all, 0)), 1);
+	fut_unref(all);
+	/* A timeout cancels a pending recv behind it. */
+	int sv[2];
+	char b[4];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fut *t = fut_timeout(fut_recv(loop, sv[0], b, 4, 0), 20);
+	wait_for(loop, t);
+	ck_assert_int_eq(fut_error(t), -ETIMEDOUT);
+	fut_unref(t);
+	fut_unref(fut_send(loop, sv[1], "ab", 2, 0));
+	fut *r = fut_recv(loop, sv[0], b, 4, 0);
+	wait_for(loop, r);
+	ck_assert_int_eq(fut_value(r), 2);
+	fut_unref(r);
+	fut_unref(fut_close(loop, sv[0]));
+	fut_unref(fut_close(loop, sv[1]));
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+START_TEST(free_with_pending_work)
+{
+	fut_loop *loop = new_loop();
+	int pp[2];
+	char b[4];
+	long hits = 0;
+	ck_assert_int_eq(pipe(pp), 0);
+	fut *r = fut_read(loop, pp[0], b, 4, -1);
+	fut_ref(r);
+	ck_assert_int_eq(fut_on_done(r, count_cb, &hits), 0);
+	fut_on_done(fut_sleep(loop, 50000), count_cb, &hits);
+	fut_on_done(fut_new(loop), count_cb, &hits);
+	fut_unref(r);
+	/* Every pending future ends with -ECANCELED and its callback runs
+	 * inside fut_loop_free, never after. */
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+	ck_assert_int_eq(hits, 3);
+	close(pp[0]);
+	close(pp[1]);
+}
+END_TEST
+
+START_TEST(leak_is_reported)
+{
+	fut_loop *loop = new_loop();
+	fut *kept = fut_new(loop);
+	(void)kept;
+	ck_assert_int_eq(fut_loop_free(loop), 1);
+}
+END_TEST
+
+Suite *smoke_suite(void)
+{
+	Suite *s = suite_create("smoke");
+	TCase *tc = tcase_create("smoke");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, resolve_from_8_threads);
+	tcase_add_test(tc, send_16mib_through_partial_writes);
+	tcase_add_test(tc, cancel_pending_recv_then_eof_and_epipe);
+	tcase_add_test(tc, tcp_accept_connect_refused);
+	tcase_add_test(tc, regular_file_read_write);
+	tcase_add_test(tc, invalid_io_arguments);
+	tcase_add_test(tc, blocking_jobs);
+	tcase_add_test(tc, file_io_not_starved_by_blocking_jobs);
+	tcase_add_test(tc, combinators_really_cancel);
+	tcase_add_test(tc, free_with_pending_work);
+	tcase_add_test(tc, leak_is_reported);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,11 @@
+/* Shared declarations of the libfuture check suites. */
+#ifndef FUT_TESTS_H
+#define FUT_TESTS_H
+
+#include <check.h>
+
+Suite *select_suite(void);
+int select_child(const char *name); /* t/unit --child NAME */
+Suite *smoke_suite(void);
+
+#endif
