@@ -196,7 +196,9 @@ void fut__objpool_destroy(struct fut__objpool *p);
 struct fut_loop {
 	const struct fut_backend *be;
 	void *be_data;
-	const void *owner; /* fut__thread_id() of the thread running it */
+	/* fut__thread_id() of the thread running it; read by resolvers on
+	 * any thread, hence atomic (relaxed: only equality matters). */
+	_Atomic(const void *) owner;
 	bool running;
 	bool closing;
 	_Atomic int stop;

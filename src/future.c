@@ -34,7 +34,8 @@ const void *fut__thread_id(void)
 
 bool fut__on_loop_thread(const struct fut_loop *loop)
 {
-	return loop->owner == &thread_mark;
+	return atomic_load_explicit(&((struct fut_loop *)loop)->owner,
+				    memory_order_relaxed) == &thread_mark;
 }
 
 static int grow_slab(struct fut_loop *loop)

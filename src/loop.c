@@ -40,7 +40,7 @@ fut_loop *fut_loop_new(const struct fut_loop_opts *opts, int *err)
 		*err = -ENOMEM;
 		return NULL;
 	}
-	loop->owner = fut__thread_id();
+	atomic_store_explicit(&loop->owner, fut__thread_id(), memory_order_relaxed);
 	pthread_mutex_init(&loop->rlock, NULL);
 	fut__update_time(loop);
 	fut__wheel_init(&loop->wheel, loop->now);
@@ -162,7 +162,7 @@ static int enter(struct fut_loop *loop)
 	if (loop->running)
 		return -EBUSY;
 	loop->running = true;
-	loop->owner = fut__thread_id();
+	atomic_store_explicit(&loop->owner, fut__thread_id(), memory_order_relaxed);
 	fut__update_time(loop);
 	return 0;
 }
@@ -241,7 +241,7 @@ int fut_loop_free(fut_loop *loop)
 	if (loop->running)
 		return -EBUSY;
 	loop->running = true;
-	loop->owner = fut__thread_id();
+	atomic_store_explicit(&loop->owner, fut__thread_id(), memory_order_relaxed);
 	loop->closing = true;
 	/* Cancelling may start nothing new (ops submitted while closing end
 	 * at once), but callbacks may create futures: repeat until quiet. */
