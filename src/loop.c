@@ -46,8 +46,10 @@ fut_loop *fut_loop_new(const struct fut_loop_opts *opts, int *err)
 	fut__wheel_init(&loop->wheel, loop->now);
 	fut__objpool_init(&loop->ops, sizeof(struct fut__op), 64);
 	fut__timer_pool_init(loop);
-	loop->nthreads = opts->threads ? opts->threads : fut__env_threads();
-	if (!(opts->flags & FUT_LOOP_IGNORE_ENV))
+	bool env = !(opts->flags & FUT_LOOP_IGNORE_ENV);
+	loop->nthreads = opts->threads ? opts->threads :
+			 env ? fut__env_threads() : 4;
+	if (env)
 		loop->slow_ms = fut__env_slow_ms();
 	if (loop->nthreads > 1024)
 		loop->nthreads = 1024;
