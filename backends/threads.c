@@ -1,0 +1,426 @@
+/*
+ * The threads backend: every operation is the plain blocking system call,
+ * run on a worker thread; completions go back to the loop in batches
+ * through the core's cross-thread queue (one wake-up per batch).
+ *
+ * It exists for portability and as a reference: it needs nothing but
+ * POSIX threads and poll(2), and its results must match epoll's and
+ * io_uring's exactly, which the shared test suite checks.
+ *
+ * Ordering: each fd has three FIFO queues (read side, write side, poll);
+ * only the head of a queue runs, the next one is released when the head
+ * completes, so operations on one fd complete in submission order while a
+ * socket's reads and writes still run concurrently.
+ *
+ * Workers: started on demand, one per operation blocked at a time (a
+ * blocked recv holds its worker), up to MAX_WORKERS; idle ones wait on a
+ * condition variable.
+ *
+ * Cancellation: a queued operation is withdrawn at once. A blocked one is
+ * interrupted with a signal (SIGRTMIN + 7, handler installed without
+ * SA_RESTART) so its system call returns EINTR; because a signal sent just
+ * before the worker enters the call would be lost, the loop re-sends it
+ * every CANCEL_RETRY_MS until the worker reports back. fut_close waits for
+ * the fd's running operations to finish before closing it, so a worker
+ * never touches a reused fd number.
+ */
+#include "backend-internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define MAX_WORKERS 512
+#define CANCEL_RETRY_MS 5
+
+enum { Q_READ = 0, Q_WRITE, Q_POLL, NQ };
+/* op->bq: where the op is. */
+enum { B_NONE = 0, B_FDQ, B_RUNQ, B_RUNNING };
+
+struct opq {
+	struct fut__op *head, *tail;
+};
+
+struct fdstate {
+	struct opq q[NQ];
+	struct fut__op *running[NQ];
+	struct fut__op *close_op; /* waits for running ops to finish */
+};
+
+struct thr {
+	struct fut_loop *loop;
+	int evfd;
+	struct fdstate *fds;
+	size_t nfds;
+	size_t cancelling; /* running ops with a cancel in flight */
+
+	pthread_mutex_t lock; /* runq, workers, idle, stopping, op->u.be */
+	pthread_cond_t cond;
+	struct opq runq;
+	pthread_t workers[MAX_WORKERS];
+	unsigned nworkers, idle;
+	bool stopping;
+};
+
+/* Backend scratch in op->u.be (the op's job field is unused here). */
+#define OP_WORKER(op) ((op)->u.be[0]) /* pthread_t of its worker */
+#define OP_CANCEL(op) ((op)->u.be[1]) /* cancel requested */
+#define OP_QI(op) ((op)->u.be[2])     /* its queue index */
+
+static int wake_signal(void)
+{
+	return SIGRTMIN + 7;
+}
+
+static void on_wake_signal(int sig)
+{
+	(void)sig; /* only there to make the blocked call return EINTR */
+}
+
+static pthread_once_t sig_once = PTHREAD_ONCE_INIT;
+
+static void install_signal(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_wake_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: interrupted calls fail with EINTR */
+	sigaction(wake_signal(), &sa, NULL);
+}
+
+static struct thr *T(struct fut_loop *loop)
+{
+	return loop->be_data;
+}
+
+static void q_append(struct opq *q, struct fut__op *op)
+{
+	op->next = NULL;
+	op->prev = q->tail;
+	if (q->tail)
+		q->tail->next = op;
+	else
+		q->head = op;
+	q->tail = op;
+}
+
+static void q_unlink(struct opq *q, struct fut__op *op)
+{
+	if (op->prev)
+		op->prev->next = op->next;
+	else
+		q->head = op->next;
+	if (op->next)
+		op->next->prev = op->prev;
+	else
+		q->tail = op->prev;
+	op->next = op->prev = NULL;
+}
+
+static struct fdstate *fdstate(struct thr *t, int fd)
+{
+	if ((size_t)fd >= t->nfds) {
+		size_t n = t->nfds ? t->nfds : 64;
+		while (n <= (size_t)fd)
+			n *= 2;
+		void *p = realloc(t->fds, n * sizeof(*t->fds));
+		if (!p)
+			return NULL;
+		t->fds = p;
+		memset(t->fds + t->nfds, 0, (n - t->nfds) * sizeof(*t->fds));
+		t->nfds = n;
+	}
+	return &t->fds[fd];
+}
+
+static void completion(void *arg);
+
+static void *worker(void *arg)
+{
+	struct thr *t = arg;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, wake_signal());
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	pthread_mutex_lock(&t->lock);
+	for (;;) {
+		while (!t->runq.head && !t->stopping) {
+			t->idle++;
+			pthread_cond_wait(&t->cond, &t->lock);
+			t->idle--;
+		}
+		if (t->stopping)
+			break;
+		struct fut__op *op = t->runq.head;
+		q_unlink(&t->runq, op);
+		op->bq = B_RUNNING;
+		OP_WORKER(op) = (uint64_t)pthread_self();
+		bool cancelled = OP_CANCEL(op);
+		pthread_mutex_unlock(&t->lock);
+		op->stop_on_eintr = true;
+		int64_t res = cancelled ? -ECANCELED : fut__op_exec_blocking(op);
+		pthread_mutex_lock(&t->lock);
+		if (OP_CANCEL(op) && (res == -EINTR || res == -ECANCELED))
+			res = -ECANCELED;
+		op->u.be[3] = (uint64_t)res;
+		/* Retry rather than drop a completion if the handoff array
+		 * cannot grow for a moment. */
+		while (fut__post(t->loop, completion, op) < 0) {
+			pthread_mutex_unlock(&t->lock);
+			sched_yield();
+			pthread_mutex_lock(&t->lock);
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+/* Hand op to a worker; start one if every worker is busy. */
+static void dispatch(struct thr *t, struct fut__op *op)
+{
+	pthread_mutex_lock(&t->lock);
+	op->bq = B_RUNQ;
+	q_append(&t->runq, op);
+	if (t->idle == 0 && t->nworkers < MAX_WORKERS) {
+		pthread_attr_t attr;
+		pthread_attr_init(&attr);
+		pthread_attr_setstacksize(&attr, 128 * 1024);
+		if (pthread_create(&t->workers[t->nworkers], &attr, worker, t) == 0)
+			t->nworkers++;
+		pthread_attr_destroy(&attr);
+	} else {
+		pthread_cond_signal(&t->cond);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static int queue_of(int kind)
+{
+	switch (kind) {
+	case OP_RECV:
+	case OP_READ:
+	case OP_ACCEPT:
+		return Q_READ;
+	case OP_POLL:
+		return Q_POLL;
+	default:
+		return Q_WRITE;
+	}
+}
+
+static void do_close(struct thr *t, struct fdstate *fs, struct fut__op *op);
+
+/* After an op of fd left queue qi: start the next one, or a pending close. */
+static void advance(struct thr *t, int fd, int qi)
+{
+	struct fdstate *fs = &t->fds[fd];
+	struct fut__op *next = fs->q[qi].head;
+	if (next && !fs->close_op) {
+		q_unlink(&fs->q[qi], next);
+		fs->running[qi] = next;
+		dispatch(t, next);
+		return;
+	}
+	if (fs->close_op && !fs->running[Q_READ] && !fs->running[Q_WRITE] &&
+	    !fs->running[Q_POLL]) {
+		struct fut__op *c = fs->close_op;
+		fs->close_op = NULL;
+		do_close(t, fs, c);
+	}
+}
+
+static void done(struct thr *t, struct fut__op *op)
+{
+	int fd = op->fd, qi = (int)OP_QI(op);
+	int64_t res = (int64_t)op->u.be[3];
+	if (OP_CANCEL(op))
+		t->cancelling--;
+	t->fds[fd].running[qi] = NULL;
+	op->bq = B_NONE;
+	fut__op_complete(op, res);
+	advance(t, fd, qi);
+}
+
+static void do_close(struct thr *t, struct fdstate *fs, struct fut__op *op)
+{
+	(void)t;
+	memset(fs, 0, sizeof(*fs));
+	/* Linux releases the fd even when close reports EINTR. */
+	int r = close(op->fd) < 0 && errno != EINTR ? -errno : 0;
+	fut__op_complete(op, r);
+}
+
+static int th_cancel(struct fut_loop *loop, struct fut__op *op);
+
+static void th_submit(struct fut_loop *loop, struct fut__op *op)
+{
+	struct thr *t = T(loop);
+	struct fdstate *fs = fdstate(t, op->fd);
+	if (!fs) {
+		fut__op_complete(op, -ENOMEM);
+		return;
+	}
+	if (op->kind == OP_CLOSE) {
+		/* Pending ops end -ECANCELED; the close itself waits until no
+		 * worker uses the fd any more. */
+		for (int qi = 0; qi < NQ; qi++) {
+			struct fut__op *q;
+			while ((q = fs->q[qi].head)) {
+				q_unlink(&fs->q[qi], q);
+				q->bq = B_NONE;
+				fut__op_complete(q, -ECANCELED);
+			}
+			if (fs->running[qi])
+				(void)th_cancel(loop, fs->running[qi]);
+		}
+		if (fs->close_op) { /* already closing */
+			fut__op_complete(op, -EBADF);
+			return;
+		}
+		fs->close_op = op;
+		advance(t, op->fd, Q_READ);
+		return;
+	}
+	if (fs->close_op) {
+		fut__op_complete(op, -EBADF);
+		return;
+	}
+	int qi = queue_of(op->kind);
+	op->u.be[0] = op->u.be[1] = 0;
+	OP_QI(op) = (uint64_t)qi;
+	if (fs->running[qi]) {
+		op->bq = B_FDQ;
+		q_append(&fs->q[qi], op);
+		return;
+	}
+	fs->running[qi] = op;
+	dispatch(t, op);
+}
+
+static int th_cancel(struct fut_loop *loop, struct fut__op *op)
+{
+	struct thr *t = T(loop);
+	if (op->bq == B_FDQ) {
+		q_unlink(&t->fds[op->fd].q[OP_QI(op)], op);
+		op->bq = B_NONE;
+		fut__op_complete(op, -ECANCELED);
+		return 0;
+	}
+	pthread_mutex_lock(&t->lock);
+	if (op->bq == B_RUNQ) {
+		q_unlink(&t->runq, op);
+		pthread_mutex_unlock(&t->lock);
+		int fd = op->fd, qi = (int)OP_QI(op);
+		t->fds[fd].running[qi] = NULL;
+		op->bq = B_NONE;
+		fut__op_complete(op, -ECANCELED);
+		advance(t, fd, qi);
+		return 0;
+	}
+	if (op->bq == B_RUNNING && !OP_CANCEL(op)) {
+		OP_CANCEL(op) = 1;
+		t->cancelling++;
+		pthread_kill((pthread_t)OP_WORKER(op), wake_signal());
+	}
+	pthread_mutex_unlock(&t->lock);
+	return 1; /* ends when the worker returns */
+}
+
+/* Re-send the interrupt to workers whose cancel has not landed yet. */
+static void resend_cancels(struct thr *t)
+{
+	for (size_t fd = 0; fd < t->nfds; fd++)
+		for (int qi = 0; qi < NQ; qi++) {
+			struct fut__op *op = t->fds[fd].running[qi];
+			if (!op)
+				continue;
+			pthread_mutex_lock(&t->lock);
+			if (op->bq == B_RUNNING && OP_CANCEL(op))
+				pthread_kill((pthread_t)OP_WORKER(op),
+					     wake_signal());
+			pthread_mutex_unlock(&t->lock);
+		}
+}
+
+static int th_wait(struct fut_loop *loop, int timeout_ms)
+{
+	struct thr *t = T(loop);
+	if (t->cancelling && (timeout_ms < 0 || timeout_ms > CANCEL_RETRY_MS))
+		timeout_ms = CANCEL_RETRY_MS;
+	struct pollfd p = { .fd = t->evfd, .events = POLLIN };
+	int n = poll(&p, 1, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (n > 0) {
+		uint64_t v;
+		while (read(t->evfd, &v, sizeof(v)) < 0 && errno == EINTR)
+			;
+	}
+	if (t->cancelling)
+		resend_cancels(t);
+	return 0;
+}
+
+static void th_wake(struct fut_loop *loop)
+{
+	uint64_t one = 1;
+	while (write(T(loop)->evfd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+/* Runs on the loop thread, from the core's cross-thread queue. */
+static void completion(void *arg)
+{
+	struct fut__op *op = arg;
+	done(T(op->loop), op);
+}
+
+static int th_init(struct fut_loop *loop)
+{
+	pthread_once(&sig_once, install_signal);
+	struct thr *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (t->evfd < 0) {
+		int r = -errno;
+		free(t);
+		return r;
+	}
+	t->loop = loop;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->cond, NULL);
+	loop->be_data = t;
+	return 0;
+}
+
+static void th_fini(struct fut_loop *loop)
+{
+	struct thr *t = T(loop);
+	pthread_mutex_lock(&t->lock);
+	t->stopping = true;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	for (unsigned i = 0; i < t->nworkers; i++)
+		pthread_join(t->workers[i], NULL);
+	pthread_cond_destroy(&t->cond);
+	pthread_mutex_destroy(&t->lock);
+	close(t->evfd);
+	free(t->fds);
+	free(t);
+}
+
+const struct fut_backend fut__backend_threads = {
+	.name = "threads",
+	.init = th_init,
+	.fini = th_fini,
+	.submit = th_submit,
+	.cancel = th_cancel,
+	.wait = th_wait,
+	.wake = th_wake,
+};
