@@ -131,4 +131,17 @@ static inline int bench_want(const struct bench_args *a, const char *impl)
 	return !a->only || strcmp(a->only, impl) == 0;
 }
 
+/* The same for programs with several parts: -o accepts "impl", "part" or
+ * "part:impl" (e.g. -o pingpong:libuv). */
+static inline int bench_want_part(const struct bench_args *a, const char *part,
+				  const char *impl)
+{
+	if (!a->only || strcmp(a->only, impl) == 0 ||
+	    strcmp(a->only, part) == 0)
+		return 1;
+	size_t n = strlen(part);
+	return strncmp(a->only, part, n) == 0 && a->only[n] == ':' &&
+	       strcmp(a->only + n + 1, impl) == 0;
+}
+
 #endif /* BENCH_H */
