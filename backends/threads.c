@@ -305,13 +305,15 @@ static void th_submit(struct fut_loop *loop, struct fut__op *op)
 static int th_cancel(struct fut_loop *loop, struct fut__op *op)
 {
 	struct thr *t = T(loop);
+	/* Workers write bq (RUNQ -> RUNNING) under the lock. */
+	pthread_mutex_lock(&t->lock);
 	if (op->bq == B_FDQ) {
+		pthread_mutex_unlock(&t->lock);
 		q_unlink(&t->fds[op->fd].q[OP_QI(op)], op);
 		op->bq = B_NONE;
 		fut__op_complete(op, -ECANCELED);
 		return 0;
 	}
-	pthread_mutex_lock(&t->lock);
 	if (op->bq == B_RUNQ) {
 		q_unlink(&t->runq, op);
 		pthread_mutex_unlock(&t->lock);

@@ -271,8 +271,10 @@ int fut_cancel(fut *f)
 		return -EINVAL;
 	if ((load_state(f) & ST_MASK) != ST_PENDING)
 		return -EALREADY;
-	if (f->prod && f->prod->cancel)
-		return f->prod->cancel(f);
+	if (f->prod && f->prod->cancel) {
+		int r = f->prod->cancel(f);
+		return r > 0 ? 0 : r; /* 1: withdrawal under way */
+	}
 	return finish(f, 0, NULL, NULL, -ECANCELED);
 }
 
