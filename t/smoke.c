@@ -211,7 +211,12 @@ START_TEST(tcp_accept_connect_refused)
 	fut_unref(r);
 	fut_unref(fut_close(loop, as));
 	fut_unref(fut_close(loop, cs));
-	fut_unref(fut_close(loop, ls));
+	/* The close is done when its future ends (io_uring closes from
+	 * the ring, asynchronously). */
+	fut *lc = fut_close(loop, ls);
+	wait_for(loop, lc);
+	ck_assert_int_eq(fut_error(lc), 0);
+	fut_unref(lc);
 	fut_unref(acc);
 	fut_unref(con);
 	/* The listener is gone: connecting is refused. */

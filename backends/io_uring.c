@@ -1,0 +1,363 @@
+/*
+ * The io_uring backend (liburing): the kernel completes operations itself,
+ * so the core's completion-shaped interface maps onto it one to one.
+ *
+ * - SQEs are queued by submit() and handed to the kernel once per loop
+ *   tick, in wait(), together with the wait itself
+ *   (io_uring_submit_and_wait_timeout: one io_uring_enter per tick).
+ * - Per fd, only the head operation of each direction is in the ring, the
+ *   rest wait in a FIFO here: io_uring gives no ordering between two sends
+ *   on one socket (a short first send would let the second overtake it),
+ *   and the library promises that sends never interleave and that
+ *   operations on one fd complete in submission order.
+ * - Cancellation goes through the ring (IORING_OP_ASYNC_CANCEL on the op's
+ *   user_data) and is asynchronous: the op's own CQE arrives later with
+ *   -ECANCELED, or with its result if it won the race.
+ * - A short send or write is resubmitted from op->done until all is sent.
+ * - Other threads wake a loop blocked in the ring by writing an eventfd
+ *   that has a read permanently queued in the ring.
+ * - Ring flags: COOP_TASKRUN (5.19) where the kernel has it; not
+ *   SINGLE_ISSUER/DEFER_TASKRUN (6.0/6.1), which would tie the ring to the
+ *   thread that created it, while a loop may be created on one thread and
+ *   run on another.
+ */
+#include "backend-internal.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define RING_ENTRIES 256
+#define TAG_WAKE 1 /* user_data of the eventfd read; 0: cancel SQEs */
+
+enum { Q_READ = 0, Q_WRITE, Q_POLL, NQ };
+enum { B_NONE = 0, B_FDQ, B_RING };
+
+struct opq {
+	struct fut__op *head, *tail;
+};
+
+struct fdstate {
+	struct opq q[NQ];
+	struct fut__op *inflight[NQ];
+};
+
+struct uring {
+	struct io_uring ring;
+	int evfd;
+	uint64_t evbuf;
+	struct fdstate *fds;
+	size_t nfds;
+};
+
+#define OP_QI(op) ((op)->u.be[0])
+
+static struct uring *U(struct fut_loop *loop)
+{
+	return loop->be_data;
+}
+
+static void q_append(struct opq *q, struct fut__op *op)
+{
+	op->next = NULL;
+	op->prev = q->tail;
+	if (q->tail)
+		q->tail->next = op;
+	else
+		q->head = op;
+	q->tail = op;
+}
+
+static void q_unlink(struct opq *q, struct fut__op *op)
+{
+	if (op->prev)
+		op->prev->next = op->next;
+	else
+		q->head = op->next;
+	if (op->next)
+		op->next->prev = op->prev;
+	else
+		q->tail = op->prev;
+	op->next = op->prev = NULL;
+}
+
+static struct fdstate *fdstate(struct uring *u, int fd)
+{
+	if ((size_t)fd >= u->nfds) {
+		size_t n = u->nfds ? u->nfds : 64;
+		while (n <= (size_t)fd)
+			n *= 2;
+		void *p = realloc(u->fds, n * sizeof(*u->fds));
+		if (!p)
+			return NULL;
+		u->fds = p;
+		memset(u->fds + u->nfds, 0, (n - u->nfds) * sizeof(*u->fds));
+		u->nfds = n;
+	}
+	return &u->fds[fd];
+}
+
+/* An SQE, flushing the queue to the kernel when it is full. */
+static struct io_uring_sqe *sqe_get(struct uring *u)
+{
+	struct io_uring_sqe *sqe;
+	while (!(sqe = io_uring_get_sqe(&u->ring))) {
+		int r = io_uring_submit(&u->ring);
+		if (r == -EBUSY) /* CQ overflow backlog: let it drain */
+			io_uring_get_events(&u->ring);
+	}
+	return sqe;
+}
+
+static void arm_wake(struct uring *u)
+{
+	struct io_uring_sqe *sqe = sqe_get(u);
+	io_uring_prep_read(sqe, u->evfd, &u->evbuf, sizeof(u->evbuf), 0);
+	io_uring_sqe_set_data64(sqe, TAG_WAKE);
+}
+
+static int ur_init(struct fut_loop *loop)
+{
+	struct uring *u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	struct io_uring_params p;
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_COOP_TASKRUN;
+	int r = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
+	if (r == -EINVAL) { /* kernel older than 5.19 */
+		memset(&p, 0, sizeof(p));
+		r = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
+	}
+	if (r < 0) {
+		free(u);
+		return r;
+	}
+	u->evfd = eventfd(0, EFD_CLOEXEC);
+	if (u->evfd < 0) {
+		r = -errno;
+		io_uring_queue_exit(&u->ring);
+		free(u);
+		return r;
+	}
+	loop->be_data = u;
+	arm_wake(u);
+	return 0;
+}
+
+static void ur_fini(struct fut_loop *loop)
+{
+	struct uring *u = U(loop);
+	io_uring_queue_exit(&u->ring);
+	close(u->evfd);
+	free(u->fds);
+	free(u);
+}
+
+static void ur_wake(struct fut_loop *loop)
+{
+	uint64_t one = 1;
+	while (write(U(loop)->evfd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+static int queue_of(int kind)
+{
+	switch (kind) {
+	case OP_RECV:
+	case OP_READ:
+	case OP_ACCEPT:
+		return Q_READ;
+	case OP_POLL:
+		return Q_POLL;
+	default:
+		return Q_WRITE;
+	}
+}
+
+/* Put op (its remaining part, for send/write) into the ring. */
+static void to_ring(struct uring *u, struct fut__op *op)
+{
+	struct io_uring_sqe *sqe = sqe_get(u);
+	char *buf = op->buf;
+	switch (op->kind) {
+	case OP_ACCEPT:
+		io_uring_prep_accept(sqe, op->fd, op->addr, op->addrlen,
+				     SOCK_NONBLOCK | SOCK_CLOEXEC);
+		break;
+	case OP_CONNECT:
+		io_uring_prep_connect(sqe, op->fd, op->addr, op->sslen);
+		break;
+	case OP_RECV:
+		io_uring_prep_recv(sqe, op->fd, op->buf, op->len, op->flags);
+		break;
+	case OP_SEND:
+		io_uring_prep_send(sqe, op->fd, buf + op->done,
+				   op->len - op->done, op->flags);
+		break;
+	case OP_READ:
+		/* Offset -1: the file position (kernel 5.6+). */
+		io_uring_prep_read(sqe, op->fd, op->buf, (unsigned)op->len,
+				   (uint64_t)op->off);
+		break;
+	case OP_WRITE:
+		io_uring_prep_write(sqe, op->fd, buf + op->done,
+				    (unsigned)(op->len - op->done),
+				    op->off < 0 ? (uint64_t)-1 :
+				    (uint64_t)op->off + op->done);
+		break;
+	case OP_POLL:
+		io_uring_prep_poll_add(sqe, op->fd, (unsigned)op->events);
+		break;
+	}
+	io_uring_sqe_set_data(sqe, op);
+	op->bq = B_RING;
+}
+
+static void close_fd(struct uring *u, struct fut__op *op)
+{
+	struct fdstate *fs = (size_t)op->fd < u->nfds ? &u->fds[op->fd] : NULL;
+	for (int qi = 0; fs && qi < NQ; qi++) {
+		struct fut__op *q;
+		while ((q = fs->q[qi].head)) {
+			q_unlink(&fs->q[qi], q);
+			q->bq = B_NONE;
+			fut__op_complete(q, -ECANCELED);
+		}
+	}
+	/* Cancel what the ring holds for this fd, then close; a hard link
+	 * keeps the close even when there was nothing to cancel (-ENOENT).
+	 * In-flight requests hold their own file reference, so the close
+	 * cannot pull the file from under them. */
+	struct io_uring_sqe *sqe = sqe_get(u);
+	io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, 0);
+	sqe->flags |= IOSQE_IO_HARDLINK;
+	sqe = sqe_get(u);
+	io_uring_prep_close(sqe, op->fd);
+	io_uring_sqe_set_data(sqe, op);
+	op->bq = B_RING;
+	OP_QI(op) = NQ; /* not tracked per fd */
+}
+
+static void ur_submit(struct fut_loop *loop, struct fut__op *op)
+{
+	struct uring *u = U(loop);
+	if (op->kind == OP_CLOSE) {
+		close_fd(u, op);
+		return;
+	}
+	struct fdstate *fs = fdstate(u, op->fd);
+	if (!fs) {
+		fut__op_complete(op, -ENOMEM);
+		return;
+	}
+	int qi = queue_of(op->kind);
+	OP_QI(op) = (uint64_t)qi;
+	if (fs->inflight[qi]) {
+		op->bq = B_FDQ;
+		q_append(&fs->q[qi], op);
+		return;
+	}
+	fs->inflight[qi] = op;
+	to_ring(u, op);
+}
+
+static int ur_cancel(struct fut_loop *loop, struct fut__op *op)
+{
+	struct uring *u = U(loop);
+	if (op->bq == B_FDQ) {
+		q_unlink(&u->fds[op->fd].q[OP_QI(op)], op);
+		op->bq = B_NONE;
+		fut__op_complete(op, -ECANCELED);
+		return 0;
+	}
+	if (op->bq != B_RING)
+		return -EBUSY;
+	struct io_uring_sqe *sqe = sqe_get(u);
+	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
+	io_uring_sqe_set_data64(sqe, 0);
+	return 1; /* the op's own CQE ends it */
+}
+
+static void completed(struct uring *u, struct fut__op *op, int res)
+{
+	if ((op->kind == OP_SEND || op->kind == OP_WRITE) && res > 0) {
+		op->done += (size_t)res;
+		if (op->done < op->len) { /* short: send the rest */
+			to_ring(u, op);
+			return;
+		}
+		res = (int)(op->len > INT32_MAX ? INT32_MAX : op->len);
+	}
+	int fd = op->fd;
+	int qi = (int)OP_QI(op);
+	op->bq = B_NONE;
+	int64_t r = res;
+	if ((op->kind == OP_SEND || op->kind == OP_WRITE) && res >= 0)
+		r = (int64_t)op->len;
+	fut__op_complete(op, r);
+	if (qi >= NQ || (size_t)fd >= u->nfds)
+		return;
+	struct fdstate *fs = &u->fds[fd];
+	fs->inflight[qi] = NULL;
+	struct fut__op *next = fs->q[qi].head;
+	if (next) {
+		q_unlink(&fs->q[qi], next);
+		fs->inflight[qi] = next;
+		to_ring(u, next);
+	}
+}
+
+static int ur_wait(struct fut_loop *loop, int timeout_ms)
+{
+	struct uring *u = U(loop);
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec ts = {
+		.tv_sec = timeout_ms / 1000,
+		.tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
+	};
+	int r;
+	if (timeout_ms == 0) {
+		r = io_uring_submit(&u->ring);
+	} else {
+		r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1,
+						     timeout_ms < 0 ? NULL : &ts,
+						     NULL);
+	}
+	if (r == -EBUSY)
+		io_uring_get_events(&u->ring);
+	else if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN)
+		return r;
+	for (;;) {
+		unsigned head, n = 0;
+		io_uring_for_each_cqe(&u->ring, head, cqe) {
+			uint64_t tag = cqe->user_data;
+			int res = cqe->res;
+			n++;
+			/* The macro rereads the tail: CQEs that arrive while
+			 * completions queue new SQEs are taken too. */
+			if (tag == TAG_WAKE)
+				arm_wake(u);
+			else if (tag != 0)
+				completed(u, (struct fut__op *)(uintptr_t)tag, res);
+		}
+		if (!n)
+			break;
+		io_uring_cq_advance(&u->ring, n);
+	}
+	return 0;
+}
+
+const struct fut_backend fut__backend_io_uring = {
+	.name = "io_uring",
+	.init = ur_init,
+	.fini = ur_fini,
+	.submit = ur_submit,
+	.cancel = ur_cancel,
+	.wait = ur_wait,
+	.wake = ur_wake,
+};
