@@ -16,6 +16,7 @@
 static Suite *(*const suites[])(void) = {
 	select_suite,
 	smoke_suite,
+	core_suite,
 };
 
 int main(int argc, char **argv)

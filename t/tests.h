@@ -7,5 +7,6 @@
 Suite *select_suite(void);
 int select_child(const char *name); /* t/unit --child NAME */
 Suite *smoke_suite(void);
+Suite *core_suite(void);
 
 #endif

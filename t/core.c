@@ -1,0 +1,526 @@
+/*
+ * The core contract, function by function: futures, callbacks and their
+ * order, references, chaining, combinators, timers, the loop, errors.
+ */
+#include <future.h>
+
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tests.h"
+
+static fut_loop *new_loop(void)
+{
+	int err = 0;
+	fut_loop *loop = fut_loop_new(NULL, &err);
+	ck_assert_msg(loop, "fut_loop_new: %s", fut_strerror(err));
+	return loop;
+}
+
+struct order {
+	int seen[64];
+	int n;
+};
+
+static void record(fut *f, void *arg)
+{
+	struct order *o = arg;
+	o->seen[o->n++] = (int)fut_value(f);
+}
+
+START_TEST(callbacks_fifo_and_never_inline)
+{
+	fut_loop *loop = new_loop();
+	struct order o = { .n = 0 };
+	fut *fs[5];
+	for (int i = 0; i < 5; i++) {
+		fs[i] = fut_new(loop);
+		ck_assert_int_eq(fut_state(fs[i]), FUT_PENDING);
+		fut_ref(fs[i]);
+		ck_assert_int_eq(fut_on_done(fs[i], record, &o), 0);
+	}
+	/* Resolve in a scrambled order: callbacks follow resolution order. */
+	int order[5] = { 3, 0, 4, 1, 2 };
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_eq(fut_resolve(fs[order[i]], order[i]), 0);
+		ck_assert_int_eq(o.n, 0); /* never inline */
+	}
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_int_eq(o.n, 5);
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(o.seen[i], order[i]);
+	/* Several callbacks on one future run in registration order, and a
+	 * callback added to an ended future is still deferred. */
+	o.n = 0;
+	for (int i = 0; i < 3; i++)
+		fut_on_done(fut_ref(fs[0]), record, &o);
+	ck_assert_int_eq(o.n, 0);
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_int_eq(o.n, 3);
+	for (int i = 0; i < 5; i++)
+		fut_unref(fs[i]);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+static int dtor_calls;
+static void dtor(void *p)
+{
+	dtor_calls++;
+	free(p);
+}
+
+START_TEST(values_errors_and_refs)
+{
+	fut_loop *loop = new_loop();
+	fut *f = fut_new(loop);
+	ck_assert_ptr_eq(fut_loop_of(f), loop);
+	ck_assert_int_eq(fut_error(f), 0);
+	ck_assert_int_eq(fut_resolve(f, -42), 0);
+	ck_assert_int_eq(fut_value(f), -42);
+	ck_assert_int_eq(fut_resolve(f, 1), -EALREADY);
+	ck_assert_int_eq(fut_reject(f, -EIO), -EALREADY);
+	ck_assert_int_eq(fut_cancel(f), -EALREADY);
+	ck_assert_int_eq(fut_value(f), -42);
+	fut_unref(f);
+
+	f = fut_new(loop);
+	ck_assert_int_eq(fut_reject(f, 5), -EINVAL); /* must be negative */
+	ck_assert_int_eq(fut_reject(f, -EIO), 0);
+	ck_assert_int_eq(fut_state(f), FUT_REJECTED);
+	ck_assert_int_eq(fut_error(f), -EIO);
+	ck_assert_int_eq(fut_value(f), 0);
+	fut_unref(f);
+
+	dtor_calls = 0;
+	f = fut_new(loop);
+	fut_ref(f);
+	ck_assert_int_eq(fut_resolve_ptr(f, strdup("x"), dtor), 0);
+	ck_assert_str_eq(fut_ptr(f), "x");
+	ck_assert_int_eq(fut_value(f), 0);
+	fut_unref(f);
+	ck_assert_int_eq(dtor_calls, 0); /* one reference left */
+	fut_unref(f);
+	ck_assert_int_eq(dtor_calls, 1);
+
+	f = fut_rejected(loop, 7);
+	ck_assert_int_eq(fut_error(f), -EINVAL);
+	fut_unref(f);
+	f = fut_resolved(loop, 9);
+	ck_assert_int_eq(fut_value(f), 9);
+	fut_unref(f);
+
+	ck_assert_ptr_null(fut_new(NULL));
+	ck_assert_int_eq(fut_resolve(NULL, 1), -EINVAL);
+	ck_assert_int_eq(fut_reject(NULL, -1), -EINVAL);
+	ck_assert_int_eq(fut_cancel(NULL), -EINVAL);
+	ck_assert_int_eq(fut_state(NULL), -EINVAL);
+	ck_assert_int_eq(fut_error(NULL), -EINVAL);
+	ck_assert_ptr_null(fut_ptr(NULL));
+	ck_assert_ptr_null(fut_ref(NULL));
+	fut_unref(NULL);
+	ck_assert_int_eq(fut_on_done(NULL, record, NULL), -EINVAL);
+	ck_assert_int_eq(fut_on_done(fut_new(loop), NULL, NULL), -EINVAL);
+	ck_assert_int_eq(fut_loop_free(loop), 0); /* the ref was consumed */
+}
+END_TEST
+
+START_TEST(cancel_before_and_after)
+{
+	fut_loop *loop = new_loop();
+	struct order o = { .n = 0 };
+	fut *f = fut_new(loop);
+	fut_ref(f);
+	fut_on_done(f, record, &o);
+	ck_assert_int_eq(fut_cancel(f), 0);
+	ck_assert_int_eq(fut_error(f), -ECANCELED);
+	ck_assert_int_eq(fut_resolve(f, 1), -EALREADY);
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_int_eq(o.n, 1);
+	fut_unref(f);
+	/* A cancelled sleep is disarmed: the loop has nothing to wait for. */
+	fut *s = fut_sleep(loop, 60000);
+	ck_assert_int_eq(fut_cancel(s), 0);
+	ck_assert_int_eq(fut_error(s), -ECANCELED);
+	uint64_t t0 = fut_loop_now(loop);
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_uint_lt(fut_loop_now(loop) - t0, 1000);
+	fut_unref(s);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+static fut *plus_one_later(fut *f, void *arg)
+{
+	fut *g = fut_sleep(fut_loop_of(f), 2);
+	(void)g;
+	fut_unref(g);
+	return fut_resolved(fut_loop_of(f), fut_value(f) + 1);
+}
+
+static fut *passthrough(fut *f, void *arg)
+{
+	(*(int *)arg)++;
+	return NULL;
+}
+
+static fut *never_called(fut *f, void *arg)
+{
+	ck_abort_msg("then callback ran for a rejected source");
+	return NULL;
+}
+
+static fut *inner_pending(fut *f, void *arg)
+{
+	fut **out = arg;
+	*out = fut_sleep(fut_loop_of(f), 60000);
+	return fut_ref(*out);
+}
+
+START_TEST(then_chains_and_flattens)
+{
+	fut_loop *loop = new_loop();
+	int calls = 0;
+	fut *g = fut_then(fut_then(fut_resolved(loop, 1), plus_one_later, NULL),
+			  plus_one_later, NULL);
+	ck_assert_int_eq(fut_loop_run_until(loop, g), 0);
+	ck_assert_int_eq(fut_value(g), 3);
+	fut_unref(g);
+	g = fut_then(fut_resolved(loop, 5), passthrough, &calls);
+	ck_assert_int_eq(fut_loop_run_until(loop, g), 0);
+	ck_assert_int_eq(fut_value(g), 5);
+	ck_assert_int_eq(calls, 1);
+	fut_unref(g);
+	g = fut_then(fut_rejected(loop, -EIO), never_called, NULL);
+	ck_assert_int_eq(fut_loop_run_until(loop, g), 0);
+	ck_assert_int_eq(fut_error(g), -EIO);
+	fut_unref(g);
+	/* Cancelling the chain reaches the inner future fn returned. */
+	fut *inner = NULL;
+	g = fut_then(fut_resolved(loop, 0), inner_pending, &inner);
+	fut *t = fut_sleep(loop, 1);
+	fut_loop_run_until(loop, t);
+	fut_unref(t);
+	ck_assert_ptr_nonnull(inner);
+	ck_assert_int_eq(fut_cancel(g), 0);
+	ck_assert_int_eq(fut_loop_run_until(loop, g), 0);
+	ck_assert_int_eq(fut_error(g), -ECANCELED);
+	ck_assert_int_eq(fut_error(inner), -ECANCELED);
+	fut_unref(inner);
+	fut_unref(g);
+	g = fut_then(fut_resolved(loop, 0), NULL, NULL);
+	ck_assert_int_eq(fut_error(g), -EINVAL);
+	fut_unref(g);
+	ck_assert_ptr_null(fut_then(NULL, passthrough, NULL));
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+START_TEST(all_any_timeout_mixed)
+{
+	fut_loop *loop = new_loop();
+	/* Fail fast: the first error wins and the rest are cancelled. */
+	fut *fs[3] = { fut_sleep(loop, 60000), fut_rejected(loop, -EIO),
+		       fut_resolved(loop, 3) };
+	fut *g = fut_all(loop, fs, 3, FUT_ALL_FAIL_FAST);
+	ck_assert_int_eq(fut_loop_run_until(loop, g), 0);
+	ck_assert_int_eq(fut_error(g), -EIO);
+	ck_assert_int_eq(fut_error(fut_at(g, 0)), -ECANCELED);
+	ck_assert_int_eq(fut_value(fut_at(g, 2)), 3);
+	ck_assert_ptr_null(fut_at(g, 3));
+	fut_unref(g);
+	/* All resolved. */
+	fut *ok[2] = { fut_sleep(loop, 2), fut_resolved(loop, 4) };
+	g = fut_all(loop, ok, 2, FUT_ALL_FAIL_FAST);
+	fut_loop_run_until(loop, g);
+	ck_assert_int_eq(fut_value(g), 2);
+	fut_unref(g);
+	g = fut_all(loop, NULL, 0, 0);
+	ck_assert_int_eq(fut_value(g), 0);
+	fut_unref(g);
+	fut *bad[1] = { fut_resolved(loop, 1) };
+	g = fut_all(loop, bad, 1, 99);
+	ck_assert_int_eq(fut_error(g), -EINVAL);
+	fut_unref(g);
+	/* Any: all failing -> the last error. */
+	fut *fail[2] = { fut_rejected(loop, -EIO), fut_rejected(loop, -EPIPE) };
+	g = fut_any(loop, fail, 2);
+	fut_loop_run_until(loop, g);
+	ck_assert_int_eq(fut_error(g), -EPIPE);
+	fut_unref(g);
+	g = fut_any(loop, NULL, 0);
+	ck_assert_int_eq(fut_error(g), -EINVAL);
+	fut_unref(g);
+	/* Timeout not reached: the inner outcome passes through. */
+	g = fut_timeout(fut_sleep(loop, 1), 5000);
+	fut_loop_run_until(loop, g);
+	ck_assert_int_eq(fut_state(g), FUT_RESOLVED);
+	fut_unref(g);
+	/* Cancelling a combinator cancels its children. */
+	fut *kids[2] = { fut_sleep(loop, 60000), fut_sleep(loop, 60000) };
+	g = fut_all(loop, kids, 2, FUT_ALL_SETTLED);
+	ck_assert_int_eq(fut_cancel(g), 0);
+	fut_loop_run_until(loop, g);
+	ck_assert_int_eq(fut_error(g), -ECANCELED);
+	ck_assert_int_eq(fut_error(fut_at(g, 1)), -ECANCELED);
+	fut_unref(g);
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_ptr_null(fut_timeout(NULL, 1));
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+struct deadline_check {
+	uint64_t last;
+	int n, bad;
+};
+
+static void check_order(fut *f, void *arg)
+{
+	struct deadline_check *c = arg;
+	/* fut_value is 0 for sleeps; the deadline is in the loop clock. */
+	uint64_t now = fut_loop_now(fut_loop_of(f));
+	if (now < c->last)
+		c->bad++;
+	c->last = now;
+	c->n++;
+}
+
+struct stamped {
+	uint64_t deadline;
+	struct deadline_check *c;
+	uint64_t *prev;
+};
+
+static void check_deadline(fut *f, void *arg)
+{
+	struct stamped *s = arg;
+	if (s->deadline < *s->prev)
+		s->c->bad++;
+	*s->prev = s->deadline;
+	s->c->n++;
+}
+
+START_TEST(timers_fire_in_deadline_order)
+{
+	enum { N = 100000 };
+	fut_loop *loop = new_loop();
+	struct deadline_check c = { 0, 0, 0 };
+	uint64_t prev = 0;
+	struct stamped *st = malloc(N * sizeof(*st));
+	uint64_t base = fut_loop_now(loop);
+	srand(7);
+	for (int i = 0; i < N; i++) {
+		uint64_t ms = (uint64_t)(rand() % 200);
+		st[i] = (struct stamped){ base + ms, &c, &prev };
+		fut_on_done(fut_sleep(loop, ms), check_deadline, &st[i]);
+	}
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_int_eq(c.n, N);
+	ck_assert_int_eq(c.bad, 0);
+	ck_assert_uint_ge(fut_loop_now(loop) - base, 199 - 1);
+	free(st);
+	(void)check_order;
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+static void tick_cb(fut_timer *t, void *arg)
+{
+	int *n = arg;
+	if (++*n == 3)
+		fut_timer_free(t); /* from inside its own callback */
+}
+
+START_TEST(periodic_timer)
+{
+	fut_loop *loop = new_loop();
+	int n = 0;
+	uint64_t t0 = fut_loop_now(loop);
+	ck_assert_ptr_nonnull(fut_timer_new(loop, 5, tick_cb, &n));
+	ck_assert_int_eq(fut_loop_run(loop), 0); /* returns once freed */
+	ck_assert_int_eq(n, 3);
+	ck_assert_uint_ge(fut_loop_now(loop) - t0, 14);
+	ck_assert_ptr_null(fut_timer_new(loop, 0, tick_cb, &n));
+	ck_assert_ptr_null(fut_timer_new(loop, 5, NULL, &n));
+	ck_assert_ptr_null(fut_timer_new(NULL, 5, tick_cb, &n));
+	fut_timer_free(NULL);
+	/* A live timer is freed by fut_loop_free. */
+	ck_assert_ptr_nonnull(fut_timer_new(loop, 5, tick_cb, &n));
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+struct pingpong {
+	fut_loop *loop;
+	int fd[2];
+	char buf[2][8];
+	int rounds;
+};
+
+static void on_pong(fut *f, void *arg);
+
+static void ping(struct pingpong *p)
+{
+	fut_unref(fut_send(p->loop, p->fd[0], "ping", 4, 0));
+	fut_on_done(fut_recv(p->loop, p->fd[1], p->buf[1], 4, 0), on_pong, p);
+}
+
+static void on_pong(fut *f, void *arg)
+{
+	struct pingpong *p = arg;
+	ck_assert_int_eq(fut_value(f), 4);
+	ck_assert(memcmp(p->buf[1], "ping", 4) == 0);
+	if (--p->rounds > 0)
+		ping(p);
+}
+
+START_TEST(socketpair_ping_pong)
+{
+	struct pingpong p = { .loop = new_loop(), .rounds = 10000 };
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, p.fd), 0);
+	ping(&p);
+	ck_assert_int_eq(fut_loop_run(p.loop), 0);
+	ck_assert_int_eq(p.rounds, 0);
+	/* fut_poll: writable at once; readable once data is there. */
+	fut *w = fut_poll(p.loop, p.fd[0], POLLOUT);
+	fut *r = fut_poll(p.loop, p.fd[1], POLLIN);
+	fut_loop_run_until(p.loop, w);
+	ck_assert(fut_value(w) & POLLOUT);
+	ck_assert_int_eq(fut_state(r), FUT_PENDING);
+	fut_unref(fut_send(p.loop, p.fd[0], "x", 1, 0));
+	fut_loop_run_until(p.loop, r);
+	ck_assert(fut_value(r) & POLLIN);
+	fut_unref(w);
+	fut_unref(r);
+	/* fut_close ends what is pending on the fd with -ECANCELED. */
+	char b[4];
+	fut *pending = fut_recv(p.loop, p.fd[0], b, 4, 0);
+	fut *c = fut_close(p.loop, p.fd[0]);
+	fut_loop_run_until(p.loop, c);
+	fut_loop_run_until(p.loop, pending);
+	ck_assert_int_eq(fut_error(pending), -ECANCELED);
+	fut_unref(pending);
+	fut_unref(c);
+	fut_unref(fut_close(p.loop, p.fd[1]));
+	ck_assert_int_eq(fut_loop_run(p.loop), 0);
+	ck_assert_int_eq(fut_loop_free(p.loop), 0);
+}
+END_TEST
+
+struct poster {
+	fut_loop *loop;
+	long n;
+	long *count;
+};
+
+static void bump(void *arg)
+{
+	(*(long *)arg)++;
+}
+
+static void *post_many(void *arg)
+{
+	struct poster *p = arg;
+	for (long i = 0; i < p->n; i++)
+		ck_assert_int_eq(fut_loop_post(p->loop, bump, p->count), 0);
+	return NULL;
+}
+
+static void stopper(void *arg)
+{
+	fut_loop_stop(arg);
+}
+
+START_TEST(post_stop_and_run_rules)
+{
+	fut_loop *loop = new_loop();
+	long count = 0;
+	struct poster p = { loop, 200000, &count };
+	pthread_t th;
+	fut *never = fut_new(loop);
+	pthread_create(&th, NULL, post_many, &p);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_int_eq(count, 200000); /* none lost, none coalesced */
+	/* stop from another thread's post interrupts run_until. */
+	ck_assert_int_eq(fut_loop_post(loop, stopper, loop), 0);
+	ck_assert_int_eq(fut_loop_run_until(loop, never), FUT_ESTOPPED);
+	ck_assert_int_eq(fut_loop_stop(loop), 0);
+	ck_assert_int_eq(fut_loop_run(loop), FUT_ESTOPPED);
+	fut *other_loop_f = fut_new(loop);
+	fut_loop *l2 = new_loop();
+	ck_assert_int_eq(fut_loop_run_until(l2, other_loop_f), -EINVAL);
+	ck_assert_int_eq(fut_loop_free(l2), 0);
+	fut_unref(other_loop_f);
+	ck_assert_int_eq(fut_loop_post(NULL, bump, &count), -EINVAL);
+	ck_assert_int_eq(fut_loop_post(loop, NULL, &count), -EINVAL);
+	ck_assert_int_eq(fut_loop_run(NULL), -EINVAL);
+	ck_assert_int_eq(fut_loop_run_until(NULL, never), -EINVAL);
+	ck_assert_int_eq(fut_loop_stop(NULL), -EINVAL);
+	ck_assert_int_eq(fut_loop_free(NULL), -EINVAL);
+	ck_assert_uint_eq(fut_loop_now(NULL), 0);
+	fut_unref(never);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+static void free_inside(fut *f, void *arg)
+{
+	*(int *)arg = fut_loop_free(fut_loop_of(f));
+}
+
+START_TEST(free_inside_callback_is_refused)
+{
+	fut_loop *loop = new_loop();
+	int r = 0;
+	fut_on_done(fut_resolved(loop, 0), free_inside, &r);
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_int_eq(r, -EBUSY);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+START_TEST(error_names)
+{
+	ck_assert_str_eq(fut_errname(-ECANCELED), "ECANCELED");
+	ck_assert_str_eq(fut_errname(ETIMEDOUT), "ETIMEDOUT");
+	ck_assert_str_eq(fut_strerror(-ECONNREFUSED), strerror(ECONNREFUSED));
+	int codes[] = { FUT_EBACKEND, FUT_ENOTCORO, FUT_ESTOPPED,
+			FUT_EWRONGTHREAD, FUT_ENOTCOMPILED, FUT_ESYSCTL,
+			FUT_HTTP_EBADREQ, FUT_HTTP_ETIMEOUT_REQUEST };
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		ck_assert_ptr_nonnull(fut_strerror(codes[i]));
+		ck_assert(strncmp(fut_errname(codes[i]), "FUT_", 4) == 0);
+		ck_assert(strncmp(fut_strerror(codes[i]), "Unknown", 7) != 0);
+	}
+	ck_assert_str_eq(fut_strerror(-99999), "Unknown error -99999");
+	ck_assert_str_eq(fut_errname(-99999), "UNKNOWN");
+}
+END_TEST
+
+Suite *core_suite(void)
+{
+	Suite *s = suite_create("core");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, callbacks_fifo_and_never_inline);
+	tcase_add_test(tc, values_errors_and_refs);
+	tcase_add_test(tc, cancel_before_and_after);
+	tcase_add_test(tc, then_chains_and_flattens);
+	tcase_add_test(tc, all_any_timeout_mixed);
+	tcase_add_test(tc, timers_fire_in_deadline_order);
+	tcase_add_test(tc, periodic_timer);
+	tcase_add_test(tc, socketpair_ping_pong);
+	tcase_add_test(tc, post_stop_and_run_rules);
+	tcase_add_test(tc, free_inside_callback_is_refused);
+	tcase_add_test(tc, error_names);
+	suite_add_tcase(s, tc);
+	return s;
+}
