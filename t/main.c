@@ -17,13 +17,15 @@ static Suite *(*const suites[])(void) = {
 	select_suite,
 	smoke_suite,
 	core_suite,
+	coro_suite,
 };
 
 int main(int argc, char **argv)
 {
 	int err = 0;
 	if (argc == 3 && strcmp(argv[1], "--child") == 0)
-		return select_child(argv[2]);
+		return strcmp(argv[2], "slow") == 0 ? coro_child(argv[2]) :
+							select_child(argv[2]);
 	const char *want = getenv("FUTURE_BACKEND");
 	fut_loop *probe = fut_loop_new(NULL, &err);
 	if (!probe) {

@@ -8,5 +8,7 @@ Suite *select_suite(void);
 int select_child(const char *name); /* t/unit --child NAME */
 Suite *smoke_suite(void);
 Suite *core_suite(void);
+Suite *coro_suite(void);
+int coro_child(const char *name); /* t/unit --child NAME */
 
 #endif
