@@ -276,12 +276,13 @@ void fut__ctx_switch(void **save_sp, void *load_sp);
 void fut__ctx_entry(void);
 static void coro_main(struct coro *c);
 
+#if defined(__x86_64__)
 static int ctx_init(struct coro *c)
 {
 	uintptr_t top = (uintptr_t)(c->stack + c->size);
 	top &= ~(uintptr_t)15;
 	/* Stack as fut__ctx_switch leaves it: two FPU words, r15, r14, r13,
-	 * r12, rbx, rbp, return address. After the final ret the stack is
+	 * r12, rbx, rbp, return address. After the final jump the stack is
 	 * 16-byte aligned, as the entry's call requires. */
 	uint64_t *sp = (uint64_t *)(top - 104);
 	uint16_t cw;
@@ -297,6 +298,27 @@ static int ctx_init(struct coro *c)
 	c->sp = sp;
 	return 0;
 }
+#elif defined(__aarch64__)
+static int ctx_init(struct coro *c)
+{
+	uintptr_t top = (uintptr_t)(c->stack + c->size);
+	top &= ~(uintptr_t)15;
+	/* The 176-byte frame of src/switch-aarch64.S: x19..x30, d8..d15,
+	 * FPCR. x30 is where its ret goes. */
+	uint64_t *sp = (uint64_t *)(top - 176);
+	uint64_t fpcr;
+	__asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+	memset(sp, 0, 176);
+	sp[0] = (uint64_t)(uintptr_t)c;          /* x19 */
+	sp[1] = (uint64_t)(uintptr_t)coro_main;  /* x20 */
+	sp[11] = (uint64_t)(uintptr_t)fut__ctx_entry; /* x30 */
+	sp[20] = fpcr;
+	c->sp = sp;
+	return 0;
+}
+#else
+#error "no coroutine assembly for this architecture: configure --with-coro=ucontext"
+#endif
 
 static void switch_in(struct coro *c)
 {
