@@ -12,6 +12,7 @@
  * writes run on the loop's I/O thread-pool lane.
  */
 #include "backend-internal.h"
+#include "opq.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,12 +30,8 @@
 enum { Q_NONE = 0, Q_READ, Q_WRITE, Q_POLL, Q_POOL };
 enum { FD_UNKNOWN = 0, FD_POLLABLE, FD_FILE };
 
-struct opq {
-	struct fut__op *head, *tail;
-};
-
 struct fdstate {
-	struct opq q[3]; /* Q_READ, Q_WRITE, Q_POLL (index - 1) */
+	struct fut__opq q[3]; /* Q_READ, Q_WRITE, Q_POLL (index - 1) */
 	uint8_t kind;
 	bool registered;
 };
@@ -54,41 +51,13 @@ static struct ep *EP(struct fut_loop *loop)
 static struct fdstate *fdstate(struct ep *ep, int fd)
 {
 	if ((size_t)fd >= ep->nfds) {
-		size_t n = ep->nfds ? ep->nfds : 64;
-		while (n <= (size_t)fd)
-			n *= 2;
-		void *p = realloc(ep->fds, n * sizeof(*ep->fds));
-		if (!p)
+		void *tab = fut__fdtable_grow(ep->fds, &ep->nfds,
+					      sizeof(struct fdstate), fd);
+		if (!tab)
 			return NULL;
-		ep->fds = p;
-		memset(ep->fds + ep->nfds, 0, (n - ep->nfds) * sizeof(*ep->fds));
-		ep->nfds = n;
+		ep->fds = tab;
 	}
 	return &ep->fds[fd];
-}
-
-static void q_append(struct opq *q, struct fut__op *op)
-{
-	op->next = NULL;
-	op->prev = q->tail;
-	if (q->tail)
-		q->tail->next = op;
-	else
-		q->head = op;
-	q->tail = op;
-}
-
-static void q_unlink(struct opq *q, struct fut__op *op)
-{
-	if (op->prev)
-		op->prev->next = op->next;
-	else
-		q->head = op->next;
-	if (op->next)
-		op->next->prev = op->prev;
-	else
-		q->tail = op->prev;
-	op->bq = Q_NONE;
 }
 
 static int ep_init(struct fut_loop *loop)
@@ -293,11 +262,11 @@ static void file_done(struct fut__job *job, int64_t res)
 	fut__op_complete(op, res);
 }
 
-static void fail_queue(struct opq *q, int err)
+static void fail_queue(struct fut__opq *q, int err)
 {
 	struct fut__op *op;
 	while ((op = q->head)) {
-		q_unlink(q, op);
+		fut__opq_unlink(q, op);
 		fut__op_complete(op, err);
 	}
 }
@@ -353,7 +322,7 @@ static void ep_submit(struct fut_loop *loop, struct fut__op *op)
 		return;
 	}
 	int qi = queue_of(op->kind);
-	struct opq *q = &fs->q[qi - 1];
+	struct fut__opq *q = &fs->q[qi - 1];
 	if (!q->head) {
 		int64_t res = attempt(ep, op);
 		if (res != -EAGAIN) {
@@ -366,7 +335,7 @@ static void ep_submit(struct fut_loop *loop, struct fut__op *op)
 		return;
 	}
 	op->bq = (uint8_t)qi;
-	q_append(q, op);
+	fut__opq_append(q, op);
 }
 
 static int ep_cancel(struct fut_loop *loop, struct fut__op *op)
@@ -382,19 +351,19 @@ static int ep_cancel(struct fut_loop *loop, struct fut__op *op)
 	}
 	if (op->bq == Q_NONE || (size_t)op->fd >= ep->nfds)
 		return -EBUSY;
-	q_unlink(&ep->fds[op->fd].q[op->bq - 1], op);
+	fut__opq_unlink(&ep->fds[op->fd].q[op->bq - 1], op);
 	fut__op_complete(op, -ECANCELED);
 	return 0;
 }
 
-static void run_queue(struct ep *ep, struct opq *q)
+static void run_queue(struct ep *ep, struct fut__opq *q)
 {
 	struct fut__op *op;
 	while ((op = q->head)) {
 		int64_t res = attempt(ep, op);
 		if (res == -EAGAIN)
 			return;
-		q_unlink(q, op);
+		fut__opq_unlink(q, op);
 		fut__op_complete(op, res);
 	}
 }
@@ -409,13 +378,13 @@ static void on_event(struct ep *ep, int fd, uint32_t events)
 	if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 		run_queue(ep, &fs->q[Q_WRITE - 1]);
 	/* epoll's EPOLL* bits equal poll's POLL* bits on Linux. */
-	struct opq *pq = &fs->q[Q_POLL - 1];
+	struct fut__opq *pq = &fs->q[Q_POLL - 1];
 	for (struct fut__op *op = pq->head, *next; op; op = next) {
 		next = op->next;
 		short rev = (short)(events & ((uint32_t)op->events |
 				    POLLERR | POLLHUP));
 		if (rev) {
-			q_unlink(pq, op);
+			fut__opq_unlink(pq, op);
 			fut__op_complete(op, rev);
 		}
 	}

@@ -22,6 +22,7 @@
  *   run on another.
  */
 #include "backend-internal.h"
+#include "opq.h"
 
 #include <errno.h>
 #include <liburing.h>
@@ -36,12 +37,8 @@
 enum { Q_READ = 0, Q_WRITE, Q_POLL, NQ };
 enum { B_NONE = 0, B_FDQ, B_RING };
 
-struct opq {
-	struct fut__op *head, *tail;
-};
-
 struct fdstate {
-	struct opq q[NQ];
+	struct fut__opq q[NQ];
 	struct fut__op *inflight[NQ];
 };
 
@@ -60,42 +57,14 @@ static struct uring *U(struct fut_loop *loop)
 	return loop->be_data;
 }
 
-static void q_append(struct opq *q, struct fut__op *op)
-{
-	op->next = NULL;
-	op->prev = q->tail;
-	if (q->tail)
-		q->tail->next = op;
-	else
-		q->head = op;
-	q->tail = op;
-}
-
-static void q_unlink(struct opq *q, struct fut__op *op)
-{
-	if (op->prev)
-		op->prev->next = op->next;
-	else
-		q->head = op->next;
-	if (op->next)
-		op->next->prev = op->prev;
-	else
-		q->tail = op->prev;
-	op->next = op->prev = NULL;
-}
-
 static struct fdstate *fdstate(struct uring *u, int fd)
 {
 	if ((size_t)fd >= u->nfds) {
-		size_t n = u->nfds ? u->nfds : 64;
-		while (n <= (size_t)fd)
-			n *= 2;
-		void *p = realloc(u->fds, n * sizeof(*u->fds));
-		if (!p)
+		void *tab = fut__fdtable_grow(u->fds, &u->nfds,
+					      sizeof(struct fdstate), fd);
+		if (!tab)
 			return NULL;
-		u->fds = p;
-		memset(u->fds + u->nfds, 0, (n - u->nfds) * sizeof(*u->fds));
-		u->nfds = n;
+		u->fds = tab;
 	}
 	return &u->fds[fd];
 }
@@ -223,7 +192,7 @@ static void close_fd(struct uring *u, struct fut__op *op)
 	for (int qi = 0; fs && qi < NQ; qi++) {
 		struct fut__op *q;
 		while ((q = fs->q[qi].head)) {
-			q_unlink(&fs->q[qi], q);
+			fut__opq_unlink(&fs->q[qi], q);
 			q->bq = B_NONE;
 			fut__op_complete(q, -ECANCELED);
 		}
@@ -259,7 +228,7 @@ static void ur_submit(struct fut_loop *loop, struct fut__op *op)
 	OP_QI(op) = (uint64_t)qi;
 	if (fs->inflight[qi]) {
 		op->bq = B_FDQ;
-		q_append(&fs->q[qi], op);
+		fut__opq_append(&fs->q[qi], op);
 		return;
 	}
 	fs->inflight[qi] = op;
@@ -270,7 +239,7 @@ static int ur_cancel(struct fut_loop *loop, struct fut__op *op)
 {
 	struct uring *u = U(loop);
 	if (op->bq == B_FDQ) {
-		q_unlink(&u->fds[op->fd].q[OP_QI(op)], op);
+		fut__opq_unlink(&u->fds[op->fd].q[OP_QI(op)], op);
 		op->bq = B_NONE;
 		fut__op_complete(op, -ECANCELED);
 		return 0;
@@ -306,7 +275,7 @@ static void completed(struct uring *u, struct fut__op *op, int res)
 	fs->inflight[qi] = NULL;
 	struct fut__op *next = fs->q[qi].head;
 	if (next) {
-		q_unlink(&fs->q[qi], next);
+		fut__opq_unlink(&fs->q[qi], next);
 		fs->inflight[qi] = next;
 		to_ring(u, next);
 	}

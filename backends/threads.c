@@ -25,6 +25,7 @@
  * never touches a reused fd number.
  */
 #include "backend-internal.h"
+#include "opq.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -41,12 +42,8 @@ enum { Q_READ = 0, Q_WRITE, Q_POLL, NQ };
 /* op->bq: where the op is. */
 enum { B_NONE = 0, B_FDQ, B_RUNQ, B_RUNNING };
 
-struct opq {
-	struct fut__op *head, *tail;
-};
-
 struct fdstate {
-	struct opq q[NQ];
+	struct fut__opq q[NQ];
 	struct fut__op *running[NQ];
 	struct fut__op *close_op; /* waits for running ops to finish */
 };
@@ -60,7 +57,7 @@ struct thr {
 
 	pthread_mutex_t lock; /* runq, workers, idle, stopping, op->u.be */
 	pthread_cond_t cond;
-	struct opq runq;
+	struct fut__opq runq;
 	pthread_t workers[MAX_WORKERS];
 	unsigned nworkers, idle;
 	bool stopping;
@@ -98,42 +95,14 @@ static struct thr *T(struct fut_loop *loop)
 	return loop->be_data;
 }
 
-static void q_append(struct opq *q, struct fut__op *op)
-{
-	op->next = NULL;
-	op->prev = q->tail;
-	if (q->tail)
-		q->tail->next = op;
-	else
-		q->head = op;
-	q->tail = op;
-}
-
-static void q_unlink(struct opq *q, struct fut__op *op)
-{
-	if (op->prev)
-		op->prev->next = op->next;
-	else
-		q->head = op->next;
-	if (op->next)
-		op->next->prev = op->prev;
-	else
-		q->tail = op->prev;
-	op->next = op->prev = NULL;
-}
-
 static struct fdstate *fdstate(struct thr *t, int fd)
 {
 	if ((size_t)fd >= t->nfds) {
-		size_t n = t->nfds ? t->nfds : 64;
-		while (n <= (size_t)fd)
-			n *= 2;
-		void *p = realloc(t->fds, n * sizeof(*t->fds));
-		if (!p)
+		void *tab = fut__fdtable_grow(t->fds, &t->nfds,
+					      sizeof(struct fdstate), fd);
+		if (!tab)
 			return NULL;
-		t->fds = p;
-		memset(t->fds + t->nfds, 0, (n - t->nfds) * sizeof(*t->fds));
-		t->nfds = n;
+		t->fds = tab;
 	}
 	return &t->fds[fd];
 }
@@ -157,7 +126,7 @@ static void *worker(void *arg)
 		if (t->stopping)
 			break;
 		struct fut__op *op = t->runq.head;
-		q_unlink(&t->runq, op);
+		fut__opq_unlink(&t->runq, op);
 		op->bq = B_RUNNING;
 		OP_WORKER(op) = (uint64_t)pthread_self();
 		bool cancelled = OP_CANCEL(op);
@@ -185,7 +154,7 @@ static void dispatch(struct thr *t, struct fut__op *op)
 {
 	pthread_mutex_lock(&t->lock);
 	op->bq = B_RUNQ;
-	q_append(&t->runq, op);
+	fut__opq_append(&t->runq, op);
 	if (t->idle == 0 && t->nworkers < MAX_WORKERS) {
 		pthread_attr_t attr;
 		pthread_attr_init(&attr);
@@ -221,7 +190,7 @@ static void advance(struct thr *t, int fd, int qi)
 	struct fdstate *fs = &t->fds[fd];
 	struct fut__op *next = fs->q[qi].head;
 	if (next && !fs->close_op) {
-		q_unlink(&fs->q[qi], next);
+		fut__opq_unlink(&fs->q[qi], next);
 		fs->running[qi] = next;
 		dispatch(t, next);
 		return;
@@ -271,7 +240,7 @@ static void th_submit(struct fut_loop *loop, struct fut__op *op)
 		for (int qi = 0; qi < NQ; qi++) {
 			struct fut__op *q;
 			while ((q = fs->q[qi].head)) {
-				q_unlink(&fs->q[qi], q);
+				fut__opq_unlink(&fs->q[qi], q);
 				q->bq = B_NONE;
 				fut__op_complete(q, -ECANCELED);
 			}
@@ -295,7 +264,7 @@ static void th_submit(struct fut_loop *loop, struct fut__op *op)
 	OP_QI(op) = (uint64_t)qi;
 	if (fs->running[qi]) {
 		op->bq = B_FDQ;
-		q_append(&fs->q[qi], op);
+		fut__opq_append(&fs->q[qi], op);
 		return;
 	}
 	fs->running[qi] = op;
@@ -309,13 +278,13 @@ static int th_cancel(struct fut_loop *loop, struct fut__op *op)
 	pthread_mutex_lock(&t->lock);
 	if (op->bq == B_FDQ) {
 		pthread_mutex_unlock(&t->lock);
-		q_unlink(&t->fds[op->fd].q[OP_QI(op)], op);
+		fut__opq_unlink(&t->fds[op->fd].q[OP_QI(op)], op);
 		op->bq = B_NONE;
 		fut__op_complete(op, -ECANCELED);
 		return 0;
 	}
 	if (op->bq == B_RUNQ) {
-		q_unlink(&t->runq, op);
+		fut__opq_unlink(&t->runq, op);
 		pthread_mutex_unlock(&t->lock);
 		int fd = op->fd, qi = (int)OP_QI(op);
 		t->fds[fd].running[qi] = NULL;

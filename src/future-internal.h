@@ -193,6 +193,13 @@ void *fut__obj_alloc(struct fut__objpool *p);
 void fut__obj_free(struct fut__objpool *p, void *o);
 void fut__objpool_destroy(struct fut__objpool *p);
 
+/* Make entry fd of a table of *n entries of elem bytes exist, growing it by
+ * doubling with new entries zeroed. Returns the (possibly moved) table, or
+ * NULL when out of memory (the old table is left as it was). Entries move
+ * when the table grows: hold indexes, not pointers. Used by the backends'
+ * per-fd state. */
+void *fut__fdtable_grow(void *tab, size_t *n, size_t elem, int fd);
+
 struct fut_loop {
 	const struct fut_backend *be;
 	void *be_data;

@@ -7,6 +7,7 @@
 #include "future-internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 void fut__objpool_init(struct fut__objpool *p, size_t size, size_t per_slab)
 {
@@ -54,4 +55,19 @@ void fut__objpool_destroy(struct fut__objpool *p)
 		free(s);
 	}
 	p->free = NULL;
+}
+
+void *fut__fdtable_grow(void *tab, size_t *n, size_t elem, int fd)
+{
+	if ((size_t)fd < *n)
+		return tab;
+	size_t m = *n ? *n : 64;
+	while (m <= (size_t)fd)
+		m *= 2;
+	char *p = realloc(tab, m * elem);
+	if (!p)
+		return NULL;
+	memset(p + *n * elem, 0, (m - *n) * elem);
+	*n = m;
+	return p;
 }
