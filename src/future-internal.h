@@ -213,12 +213,12 @@ struct fut_loop {
 
 	fut *rq_head, *rq_tail; /* ready queue: futures whose callbacks are due */
 
-	/* Cross-thread handoff: lock, append, unlock; the loop swaps the
-	 * whole buffer out under the lock and runs it after unlocking. */
+	/* Cross-thread handoff (src/post.c): one single-producer queue per
+	 * posting thread; rlock only guards registering a new one. */
 	pthread_mutex_t rlock;
-	struct fut__post *rbuf, *rspare;
-	size_t rlen, rcap, rsparecap;
-	_Atomic int wake_pending;
+	_Atomic(struct fut__pq *) pqs;
+	_Atomic int sleeping; /* about to block: posters must wake it */
+	uint64_t id;          /* unique per loop, for post.c's caches */
 
 	struct fut__slab *fslabs;
 	fut *free_futs;
@@ -250,8 +250,17 @@ const void *fut__thread_id(void);
 size_t fut__cancel_all(struct fut_loop *loop);
 size_t fut__free_all(struct fut_loop *loop);
 
-/* loop.c */
+/* post.c */
+struct fut__pq;
 int fut__post(struct fut_loop *loop, fut_post_fn fn, void *arg);
+void fut__post_init(struct fut_loop *loop);
+bool fut__drain_posts(struct fut_loop *loop);
+bool fut__posts_pending(struct fut_loop *loop);
+bool fut__prepare_sleep(struct fut_loop *loop);
+void fut__stop_nudge(struct fut_loop *loop);
+void fut__posts_free(struct fut_loop *loop);
+
+/* loop.c */
 void fut__update_time(struct fut_loop *loop);
 
 /* io.c */

@@ -42,6 +42,7 @@ fut_loop *fut_loop_new(const struct fut_loop_opts *opts, int *err)
 	}
 	atomic_store_explicit(&loop->owner, fut__thread_id(), memory_order_relaxed);
 	pthread_mutex_init(&loop->rlock, NULL);
+	fut__post_init(loop);
 	fut__update_time(loop);
 	fut__wheel_init(&loop->wheel, loop->now);
 	fut__objpool_init(&loop->ops, sizeof(struct fut__op), 64);
@@ -64,55 +65,6 @@ fut_loop *fut_loop_new(const struct fut_loop_opts *opts, int *err)
 	return loop;
 }
 
-/*
- * Swap the cross-thread buffer out under the lock and run it outside, so
- * posters never wait for callbacks. Only the loop thread touches rspare.
- */
-static bool drain_remote(struct fut_loop *loop)
-{
-	atomic_store_explicit(&loop->wake_pending, 0, memory_order_seq_cst);
-	pthread_mutex_lock(&loop->rlock);
-	struct fut__post *buf = loop->rbuf;
-	size_t n = loop->rlen, cap = loop->rcap;
-	loop->rbuf = loop->rspare;
-	loop->rcap = loop->rsparecap;
-	loop->rlen = 0;
-	pthread_mutex_unlock(&loop->rlock);
-	loop->rspare = NULL;
-	loop->rsparecap = 0;
-	for (size_t i = 0; i < n; i++)
-		FUT__TIMED(loop, buf[i].fn, "posted callback", buf[i].fn(buf[i].arg));
-	loop->rspare = buf;
-	loop->rsparecap = cap;
-	return n != 0;
-}
-
-int fut__post(struct fut_loop *loop, fut_post_fn fn, void *arg)
-{
-	pthread_mutex_lock(&loop->rlock);
-	if (loop->rlen == loop->rcap) {
-		size_t cap = loop->rcap ? loop->rcap * 2 : 64;
-		void *p = realloc(loop->rbuf, cap * sizeof(*loop->rbuf));
-		if (!p) {
-			pthread_mutex_unlock(&loop->rlock);
-			return -ENOMEM;
-		}
-		loop->rbuf = p;
-		loop->rcap = cap;
-	}
-	loop->rbuf[loop->rlen].fn = fn;
-	loop->rbuf[loop->rlen].arg = arg;
-	loop->rlen++;
-	pthread_mutex_unlock(&loop->rlock);
-	/* Coalesce wake-ups: one per batch, not one per post. The loop clears
-	 * the flag before it swaps the buffer, so a post that lands after the
-	 * swap always finds it clear and wakes the loop again. */
-	if (!atomic_exchange_explicit(&loop->wake_pending, 1,
-				      memory_order_seq_cst))
-		loop->be->wake(loop);
-	return 0;
-}
-
 int fut_loop_post(fut_loop *loop, fut_post_fn fn, void *arg)
 {
 	if (!loop || !fn)
@@ -120,18 +72,10 @@ int fut_loop_post(fut_loop *loop, fut_post_fn fn, void *arg)
 	return fut__post(loop, fn, arg);
 }
 
-static bool remote_pending(struct fut_loop *loop)
-{
-	pthread_mutex_lock(&loop->rlock);
-	bool r = loop->rlen != 0;
-	pthread_mutex_unlock(&loop->rlock);
-	return r;
-}
-
 static bool alive(struct fut_loop *loop)
 {
 	return loop->rq_head || loop->active || loop->wheel.count ||
-	       loop->timers || remote_pending(loop);
+	       loop->timers || fut__posts_pending(loop);
 }
 
 /*
@@ -140,20 +84,22 @@ static bool alive(struct fut_loop *loop)
  */
 static int tick(struct fut_loop *loop, fut *until)
 {
-	drain_remote(loop);
+	fut__drain_posts(loop);
 	fut__run_ready(loop);
 	fut__update_time(loop);
 	fut__timers_run(loop);
 	int timeout = -1;
 	if (loop->rq_head ||
-	    atomic_load_explicit(&loop->stop, memory_order_relaxed) ||
-	    atomic_load_explicit(&loop->wake_pending, memory_order_relaxed))
+	    atomic_load_explicit(&loop->stop, memory_order_relaxed))
 		timeout = 0;
 	else if (until ? fut_state(until) != FUT_PENDING : !alive(loop))
 		return 0;
 	else
 		timeout = fut__timers_timeout(loop);
+	if (timeout != 0 && !fut__prepare_sleep(loop))
+		timeout = 0;
 	int r = loop->be->wait(loop, timeout);
+	atomic_store_explicit(&loop->sleeping, 0, memory_order_relaxed);
 	fut__update_time(loop);
 	fut__timers_run(loop);
 	return r;
@@ -215,9 +161,7 @@ int fut_loop_stop(fut_loop *loop)
 	if (!loop)
 		return -EINVAL;
 	atomic_store_explicit(&loop->stop, 1, memory_order_relaxed);
-	if (!atomic_exchange_explicit(&loop->wake_pending, 1,
-				      memory_order_seq_cst))
-		loop->be->wake(loop);
+	fut__stop_nudge(loop);
 	return 0;
 }
 
@@ -252,15 +196,15 @@ int fut_loop_free(fut_loop *loop)
 			fut_timer_free(loop->timers);
 		size_t n = fut__cancel_all(loop);
 		if (!n && !loop->rq_head && !loop->active &&
-		    !remote_pending(loop))
+		    !fut__posts_pending(loop))
 			break;
 		(void)tick(loop, NULL);
 	}
 	fut__pool_destroy(loop->pool_user);
 	fut__pool_destroy(loop->pool_io);
 	/* Pool workers may have posted completions while stopping. */
-	while (remote_pending(loop) || loop->rq_head) {
-		drain_remote(loop);
+	while (fut__posts_pending(loop) || loop->rq_head) {
+		fut__drain_posts(loop);
 		fut__run_ready(loop);
 	}
 	int leaked = (int)fut__free_all(loop);
@@ -268,8 +212,7 @@ int fut_loop_free(fut_loop *loop)
 	loop->be->fini(loop);
 	fut__objpool_destroy(&loop->ops);
 	fut__objpool_destroy(&loop->sleeps);
-	free(loop->rbuf);
-	free(loop->rspare);
+	fut__posts_free(loop);
 	pthread_mutex_destroy(&loop->rlock);
 	free(loop);
 	return leaked;
