@@ -1,4 +1,8 @@
 /*
+ * DRAFT (not built, not installed): the parser API planned for libfuture-http
+ * (issue 5). Move back to include/future/http.h with its implementation,
+ * tests and man pages.
+ *
  * libfuture-http — HTTP/1.1 parser, server and client on the public
  * libfuture API. Link with -lfuture-http -lfuture.
  *
