@@ -144,20 +144,6 @@ static int ensure_registered(struct ep *ep, struct fdstate *fs, int fd)
 	return 0;
 }
 
-static int queue_of(int kind)
-{
-	switch (kind) {
-	case OP_RECV:
-	case OP_READ:
-	case OP_ACCEPT:
-		return Q_READ;
-	case OP_POLL:
-		return Q_POLL;
-	default:
-		return Q_WRITE;
-	}
-}
-
 /* A freshly accepted socket is known: non-blocking, and not registered
  * (whatever a previous holder of that number left behind). */
 static void adopt_accepted(struct ep *ep, int nfd)
@@ -321,7 +307,7 @@ static void ep_submit(struct fut_loop *loop, struct fut__op *op)
 		}
 		return;
 	}
-	int qi = queue_of(op->kind);
+	int qi = fut__op_side(op->kind) + 1;
 	struct fut__opq *q = &fs->q[qi - 1];
 	if (!q->head) {
 		int64_t res = attempt(ep, op);

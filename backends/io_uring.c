@@ -34,7 +34,8 @@
 #define RING_ENTRIES 256
 #define TAG_WAKE 1 /* user_data of the eventfd read; 0: cancel SQEs */
 
-enum { Q_READ = 0, Q_WRITE, Q_POLL, NQ };
+enum { Q_READ = FUT__SIDE_READ, Q_WRITE = FUT__SIDE_WRITE,
+       Q_POLL = FUT__SIDE_POLL, NQ = FUT__NSIDES };
 enum { B_NONE = 0, B_FDQ, B_RING };
 
 struct fdstate {
@@ -133,20 +134,6 @@ static void ur_wake(struct fut_loop *loop)
 		;
 }
 
-static int queue_of(int kind)
-{
-	switch (kind) {
-	case OP_RECV:
-	case OP_READ:
-	case OP_ACCEPT:
-		return Q_READ;
-	case OP_POLL:
-		return Q_POLL;
-	default:
-		return Q_WRITE;
-	}
-}
-
 /* Put op (its remaining part, for send/write) into the ring. */
 static void to_ring(struct uring *u, struct fut__op *op)
 {
@@ -224,7 +211,7 @@ static void ur_submit(struct fut_loop *loop, struct fut__op *op)
 		fut__op_complete(op, -ENOMEM);
 		return;
 	}
-	int qi = queue_of(op->kind);
+	int qi = fut__op_side(op->kind);
 	OP_QI(op) = (uint64_t)qi;
 	if (fs->inflight[qi]) {
 		op->bq = B_FDQ;

@@ -38,7 +38,8 @@
 #define MAX_WORKERS 512
 #define CANCEL_RETRY_MS 5
 
-enum { Q_READ = 0, Q_WRITE, Q_POLL, NQ };
+enum { Q_READ = FUT__SIDE_READ, Q_WRITE = FUT__SIDE_WRITE,
+       Q_POLL = FUT__SIDE_POLL, NQ = FUT__NSIDES };
 /* op->bq: where the op is. */
 enum { B_NONE = 0, B_FDQ, B_RUNQ, B_RUNNING };
 
@@ -168,20 +169,6 @@ static void dispatch(struct thr *t, struct fut__op *op)
 	pthread_mutex_unlock(&t->lock);
 }
 
-static int queue_of(int kind)
-{
-	switch (kind) {
-	case OP_RECV:
-	case OP_READ:
-	case OP_ACCEPT:
-		return Q_READ;
-	case OP_POLL:
-		return Q_POLL;
-	default:
-		return Q_WRITE;
-	}
-}
-
 static void do_close(struct thr *t, struct fdstate *fs, struct fut__op *op);
 
 /* After an op of fd left queue qi: start the next one, or a pending close. */
@@ -259,7 +246,7 @@ static void th_submit(struct fut_loop *loop, struct fut__op *op)
 		fut__op_complete(op, -EBADF);
 		return;
 	}
-	int qi = queue_of(op->kind);
+	int qi = fut__op_side(op->kind);
 	op->u.be[0] = op->u.be[1] = 0;
 	OP_QI(op) = (uint64_t)qi;
 	if (fs->running[qi]) {

@@ -36,4 +36,22 @@ static inline void fut__opq_unlink(struct fut__opq *q, struct fut__op *op)
 	op->next = op->prev = NULL;
 }
 
+/* Which per-fd queue an op waits in: reads, writes, or polls. Ops of one
+ * side complete in submission order; the sides proceed independently. */
+enum { FUT__SIDE_READ = 0, FUT__SIDE_WRITE, FUT__SIDE_POLL, FUT__NSIDES };
+
+static inline int fut__op_side(int kind)
+{
+	switch (kind) {
+	case OP_RECV:
+	case OP_READ:
+	case OP_ACCEPT:
+		return FUT__SIDE_READ;
+	case OP_POLL:
+		return FUT__SIDE_POLL;
+	default:
+		return FUT__SIDE_WRITE;
+	}
+}
+
 #endif
