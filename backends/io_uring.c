@@ -16,6 +16,14 @@
  * - A short send or write is resubmitted from op->done until all is sent.
  * - Other threads wake a loop blocked in the ring by writing an eventfd
  *   that has a read permanently queued in the ring.
+ * - Accept is multishot (5.19) where the kernel has it: one SQE accepts
+ *   connection after connection. A connection that arrives while no
+ *   fut_accept is waiting is kept (accepted, non-blocking, close-on-exec)
+ *   for the next one; past ACC_STASH_HIGH kept connections the multishot is
+ *   cancelled so the kernel's listen backlog applies again. A kernel that
+ *   answers the first multishot with -EINVAL gets single-shot accepts from
+ *   then on, quietly. Multishot cannot fill a per-call address, so a caller
+ *   that asks for one gets it from getpeername().
  * - Ring flags: COOP_TASKRUN (5.19) where the kernel has it; not
  *   SINGLE_ISSUER/DEFER_TASKRUN (6.0/6.1), which would tie the ring to the
  *   thread that created it, while a loop may be created on one thread and
@@ -29,26 +37,47 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define RING_ENTRIES 256
-#define TAG_WAKE 1 /* user_data of the eventfd read; 0: cancel SQEs */
+/* user_data: 0 for cancel SQEs, TAG_WAKE for the eventfd read, an op
+ * pointer, or an acceptor pointer with TAG_ACC set (both are 8-aligned). */
+#define TAG_WAKE 1
+#define TAG_ACC 2
+#define ACC_STASH_HIGH 16
 
 enum { Q_READ = FUT__SIDE_READ, Q_WRITE = FUT__SIDE_WRITE,
        Q_POLL = FUT__SIDE_POLL, NQ = FUT__NSIDES };
-enum { B_NONE = 0, B_FDQ, B_RING };
+enum { B_NONE = 0, B_FDQ, B_RING, B_ACC };
+
+/* A listening fd's multishot accept and the connections it took that no
+ * fut_accept has asked for yet. */
+struct acceptor {
+	struct acceptor *next; /* uring.accs: freed at fini */
+	int fd;
+	bool armed;     /* the multishot SQE is in the ring */
+	bool cancelling;
+	bool orphan;    /* its fd was closed; free at the final CQE */
+	bool worked;    /* it delivered once: -EINVAL later is not "no multishot" */
+	int *stash;
+	size_t nstash, capstash;
+};
 
 struct fdstate {
 	struct fut__opq q[NQ];
 	struct fut__op *inflight[NQ];
+	struct acceptor *acc;
 };
 
 struct uring {
 	struct io_uring ring;
 	int evfd;
 	uint64_t evbuf;
+	bool no_multishot;
 	struct fdstate *fds;
 	size_t nfds;
+	struct acceptor *accs;
 };
 
 #define OP_QI(op) ((op)->u.be[0])
@@ -123,6 +152,13 @@ static void ur_fini(struct fut_loop *loop)
 	struct uring *u = U(loop);
 	io_uring_queue_exit(&u->ring);
 	close(u->evfd);
+	for (struct acceptor *a = u->accs, *n; a; a = n) {
+		n = a->next;
+		for (size_t i = 0; i < a->nstash; i++)
+			close(a->stash[i]);
+		free(a->stash);
+		free(a);
+	}
 	free(u->fds);
 	free(u);
 }
@@ -173,6 +209,152 @@ static void to_ring(struct uring *u, struct fut__op *op)
 	op->bq = B_RING;
 }
 
+static struct acceptor *acceptor_new(struct uring *u, struct fdstate *fs,
+				     int fd)
+{
+	struct acceptor *a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	a->fd = fd;
+	a->next = u->accs;
+	u->accs = a;
+	fs->acc = a;
+	return a;
+}
+
+static void acceptor_free(struct uring *u, struct acceptor *a)
+{
+	struct acceptor **pp = &u->accs;
+	while (*pp != a)
+		pp = &(*pp)->next;
+	*pp = a->next;
+	for (size_t i = 0; i < a->nstash; i++)
+		close(a->stash[i]);
+	free(a->stash);
+	free(a);
+}
+
+static void acceptor_arm(struct uring *u, struct acceptor *a)
+{
+	struct io_uring_sqe *sqe = sqe_get(u);
+	io_uring_prep_multishot_accept(sqe, a->fd, NULL, NULL,
+				       SOCK_NONBLOCK | SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)a | TAG_ACC);
+	a->armed = true;
+}
+
+/* End an accept op with a connection (or error) from the multishot. */
+static void accept_finish(struct fut__op *op, int res)
+{
+	op->bq = B_NONE;
+	if (res >= 0 && op->addr &&
+	    getpeername(res, op->addr, op->addrlen) < 0)
+		*op->addrlen = 0; /* the peer is already gone */
+	fut__op_complete(op, res);
+}
+
+/* Start op, now the head of its fd's queue. Returns 1 when it completed
+ * at once (a kept connection), 0 when it is under way. */
+static int start(struct uring *u, struct fut__op *op)
+{
+	if (op->kind != OP_ACCEPT || u->no_multishot) {
+		to_ring(u, op);
+		return 0;
+	}
+	struct fdstate *fs = &u->fds[op->fd];
+	struct acceptor *a = fs->acc ? fs->acc : acceptor_new(u, fs, op->fd);
+	if (!a) {
+		to_ring(u, op);
+		return 0;
+	}
+	if (a->nstash) {
+		int c = a->stash[0];
+		memmove(a->stash, a->stash + 1, --a->nstash * sizeof(int));
+		accept_finish(op, c);
+		return 1;
+	}
+	op->bq = B_ACC;
+	if (!a->armed)
+		acceptor_arm(u, a);
+	return 0;
+}
+
+/* The head op of fd's queue qi has ended: start the next ones. */
+static void advance(struct uring *u, int fd, int qi)
+{
+	struct fdstate *fs = &u->fds[fd];
+	for (;;) {
+		fs->inflight[qi] = NULL;
+		struct fut__op *next = fs->q[qi].head;
+		if (!next)
+			return;
+		fut__opq_unlink(&fs->q[qi], next);
+		fs->inflight[qi] = next;
+		if (!start(u, next))
+			return;
+	}
+}
+
+static void keep(struct uring *u, struct acceptor *a, int c)
+{
+	if (a->nstash == a->capstash) {
+		size_t cap = a->capstash ? 2 * a->capstash : ACC_STASH_HIGH;
+		int *n = realloc(a->stash, cap * sizeof(int));
+		if (!n) { /* out of memory: the peer sees a reset */
+			close(c);
+			return;
+		}
+		a->stash = n;
+		a->capstash = cap;
+	}
+	a->stash[a->nstash++] = c;
+	if (a->nstash >= ACC_STASH_HIGH && a->armed && !a->cancelling) {
+		struct io_uring_sqe *sqe = sqe_get(u);
+		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)a | TAG_ACC, 0);
+		io_uring_sqe_set_data64(sqe, 0);
+		a->cancelling = true;
+	}
+}
+
+static void acceptor_cqe(struct uring *u, struct acceptor *a, int res,
+			 unsigned flags)
+{
+	bool more = flags & IORING_CQE_F_MORE;
+	if (!more)
+		a->armed = a->cancelling = false;
+	if (a->orphan) {
+		if (res >= 0)
+			close(res);
+		if (!more)
+			acceptor_free(u, a);
+		return;
+	}
+	struct fut__op *w = u->fds[a->fd].inflight[Q_READ];
+	if (w && w->bq != B_ACC)
+		w = NULL;
+	if (res == -EINVAL && !a->worked && !more) {
+		u->no_multishot = true; /* kernel before 5.19 */
+		if (w)
+			to_ring(u, w);
+		return;
+	}
+	if (res >= 0)
+		a->worked = true;
+	if (res == -ECANCELED && !more) {
+		/* ours (stash full); re-armed below if someone waits */
+	} else if (w) {
+		accept_finish(w, res);
+		advance(u, a->fd, Q_READ);
+	} else if (res >= 0) {
+		keep(u, a, res);
+	}
+	/* An error nobody waits for is dropped: the connection it concerns
+	 * stays in the kernel's backlog (EMFILE) or is gone (ECONNABORTED). */
+	w = u->fds[a->fd].inflight[Q_READ];
+	if (w && w->bq == B_ACC && !a->armed)
+		acceptor_arm(u, a);
+}
+
 static void close_fd(struct uring *u, struct fut__op *op)
 {
 	struct fdstate *fs = (size_t)op->fd < u->nfds ? &u->fds[op->fd] : NULL;
@@ -182,6 +364,24 @@ static void close_fd(struct uring *u, struct fut__op *op)
 			fut__opq_unlink(&fs->q[qi], q);
 			q->bq = B_NONE;
 			fut__op_complete(q, -ECANCELED);
+		}
+	}
+	if (fs && fs->inflight[Q_READ] && fs->inflight[Q_READ]->bq == B_ACC) {
+		struct fut__op *w = fs->inflight[Q_READ];
+		fs->inflight[Q_READ] = NULL;
+		w->bq = B_NONE;
+		fut__op_complete(w, -ECANCELED);
+	}
+	if (fs && fs->acc) {
+		struct acceptor *a = fs->acc;
+		fs->acc = NULL;
+		if (a->armed) { /* the cancel below ends it */
+			a->orphan = true;
+			for (size_t i = 0; i < a->nstash; i++)
+				close(a->stash[i]);
+			a->nstash = 0;
+		} else {
+			acceptor_free(u, a);
 		}
 	}
 	/* Cancel what the ring holds for this fd, then close; a hard link
@@ -219,12 +419,20 @@ static void ur_submit(struct fut_loop *loop, struct fut__op *op)
 		return;
 	}
 	fs->inflight[qi] = op;
-	to_ring(u, op);
+	if (start(u, op))
+		fs->inflight[qi] = NULL;
 }
 
 static int ur_cancel(struct fut_loop *loop, struct fut__op *op)
 {
 	struct uring *u = U(loop);
+	if (op->bq == B_ACC) {
+		int fd = op->fd;
+		op->bq = B_NONE;
+		fut__op_complete(op, -ECANCELED);
+		advance(u, fd, Q_READ);
+		return 0;
+	}
 	if (op->bq == B_FDQ) {
 		fut__opq_unlink(&u->fds[op->fd].q[OP_QI(op)], op);
 		op->bq = B_NONE;
@@ -258,14 +466,7 @@ static void completed(struct uring *u, struct fut__op *op, int res)
 	fut__op_complete(op, r);
 	if (qi >= NQ || (size_t)fd >= u->nfds)
 		return;
-	struct fdstate *fs = &u->fds[fd];
-	fs->inflight[qi] = NULL;
-	struct fut__op *next = fs->q[qi].head;
-	if (next) {
-		fut__opq_unlink(&fs->q[qi], next);
-		fs->inflight[qi] = next;
-		to_ring(u, next);
-	}
+	advance(u, fd, qi);
 }
 
 static int ur_wait(struct fut_loop *loop, int timeout_ms)
@@ -298,6 +499,10 @@ static int ur_wait(struct fut_loop *loop, int timeout_ms)
 			 * completions queue new SQEs are taken too. */
 			if (tag == TAG_WAKE)
 				arm_wake(u);
+			else if (tag & TAG_ACC)
+				acceptor_cqe(u, (struct acceptor *)(uintptr_t)
+					     (tag & ~(uint64_t)TAG_ACC),
+					     res, cqe->flags);
 			else if (tag != 0)
 				completed(u, (struct fut__op *)(uintptr_t)tag, res);
 		}

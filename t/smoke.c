@@ -231,6 +231,84 @@ START_TEST(tcp_accept_connect_refused)
 }
 END_TEST
 
+static int open_fds(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 1024; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+/* Connections that arrive before anyone accepts are handed out in arrival
+ * order with their addresses (io_uring keeps them from its multishot
+ * accept); a cancelled accept takes none; closing the listener closes the
+ * ones never accepted. */
+START_TEST(accept_backlog_order_cancel_close)
+{
+	enum { N = 24, LATE = 3 };
+	int fds0 = open_fds();
+	fut_loop *loop = new_loop();
+	struct sockaddr_in a;
+	int ls = listener(&a);
+	ck_assert_int_eq(listen(ls, 64), 0);
+	fut *c0 = fut_accept(loop, ls, NULL, NULL);
+	ck_assert_int_eq(fut_cancel(c0), 0);
+	wait_for(loop, c0);
+	ck_assert_int_eq(fut_error(c0), -ECANCELED);
+	fut_unref(c0);
+
+	int cs[N + LATE];
+	unsigned short port[N];
+	for (int i = 0; i < N + LATE; i++) {
+		cs[i] = socket(AF_INET, SOCK_STREAM, 0);
+		ck_assert_int_eq(connect(cs[i], (struct sockaddr *)&a,
+					 sizeof(a)), 0);
+		struct sockaddr_in me;
+		socklen_t ml = sizeof(me);
+		getsockname(cs[i], (struct sockaddr *)&me, &ml);
+		if (i < N)
+			port[i] = me.sin_port;
+		if (i == N - 1 || i == N + LATE - 1) { /* let the loop see them */
+			fut *s = fut_sleep(loop, 20);
+			wait_for(loop, s);
+			fut_unref(s);
+		}
+		if (i == N - 1) {
+			struct sockaddr_in peer[N];
+			socklen_t pl[N];
+			fut *acc[N];
+			for (int j = 0; j < N; j++) {
+				pl[j] = sizeof(peer[j]);
+				acc[j] = fut_accept(loop, ls,
+					(struct sockaddr *)&peer[j], &pl[j]);
+			}
+			for (int j = 0; j < N; j++) {
+				wait_for(loop, acc[j]);
+				ck_assert_int_ge(fut_value(acc[j]), 0);
+				ck_assert_int_eq(pl[j], sizeof(peer[j]));
+				ck_assert_int_eq(peer[j].sin_port, port[j]);
+				close((int)fut_value(acc[j]));
+				fut_unref(acc[j]);
+			}
+		}
+	}
+	fut *lc = fut_close(loop, ls);
+	wait_for(loop, lc);
+	ck_assert_int_eq(fut_error(lc), 0);
+	fut_unref(lc);
+	for (int i = N; i < N + LATE; i++) { /* never accepted: reset */
+		struct pollfd p = { .fd = cs[i], .events = POLLIN };
+		ck_assert_int_eq(poll(&p, 1, 2000), 1);
+		char b;
+		ck_assert_int_le(read(cs[i], &b, 1), 0);
+	}
+	for (int i = 0; i < N + LATE; i++)
+		close(cs[i]);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+	ck_assert_int_eq(open_fds(), fds0);
+}
+END_TEST
+
 START_TEST(regular_file_read_write)
 {
 	fut_loop *loop = new_loop();
@@ -447,6 +525,7 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, send_16mib_through_partial_writes);
 	tcase_add_test(tc, cancel_pending_recv_then_eof_and_epipe);
 	tcase_add_test(tc, tcp_accept_connect_refused);
+	tcase_add_test(tc, accept_backlog_order_cancel_close);
 	tcase_add_test(tc, regular_file_read_write);
 	tcase_add_test(tc, invalid_io_arguments);
 	tcase_add_test(tc, blocking_jobs);
