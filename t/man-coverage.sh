@@ -3,14 +3,14 @@
 #  - every symbol libfuture.so exports starts with fut_ ...
 #  - ... and has a page man/<name>.3 (a file or a link to the family page);
 #  - every page in man/ passes "mandoc -Tlint" with no message at all.
-# $srcdir (set by automake's test harness) locates man/; the library is
-# looked for as .libs/libfuture.so in the current (build) directory.
+# $srcdir (set by automake's test harness) locates man/; the libraries
+# are looked for as .libs/libfuture.so and .libs/libfuture-http.so in the
+# current (build) directory.
 # Exit status: 0 all well, 1 a failure (named on stderr), 77 skipped (no
 # shared library, so the symbol checks could not run).
 
 srcdir=${srcdir:-.}
 man=$srcdir/man
-lib=.libs/libfuture.so
 NM=${NM:-nm}
 status=0
 skipped=
@@ -26,6 +26,7 @@ if [ ! -d "$man" ]; then
 fi
 
 # --- exported symbols ---------------------------------------------------
+for lib in .libs/libfuture.so .libs/libfuture-http.so; do
 if [ -f "$lib" ]; then
 	if ! syms=$($NM -D --defined-only "$lib"); then
 		echo "FAIL: $NM -D --defined-only $lib failed" >&2
@@ -61,6 +62,7 @@ else
 	echo "note: $lib not found (static-only build?): symbol checks skipped"
 	skipped=1
 fi
+done
 
 # --- lint ---------------------------------------------------------------
 if command -v mandoc >/dev/null 2>&1; then

@@ -1,0 +1,176 @@
+/*
+ * httpd: the libfuture-http example server.
+ *
+ *   httpd --port N [--host H] [--threads T]
+ *
+ *   GET  /           200 "hello world\n"
+ *   POST /echo       200 with the request body
+ *   GET  /sleep?ms=N 200 "slept\n" after N ms, blocking nothing
+ *
+ * With --threads T, T loops each run a server on the same port
+ * (SO_REUSEPORT) and the kernel spreads connections over them. SIGINT or
+ * SIGTERM shuts down gracefully (in-flight requests get 5 s).
+ */
+#include <future.h>
+#include <future/http.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct worker {
+	pthread_t tid;
+	fut_loop *loop;
+	fut_http_server *srv;
+	int err;
+};
+
+static const char *host;
+static int port = -1;
+
+static int is(const fut_http_req *req, const char *method, const char *path)
+{
+	const struct fut_http_request_head *h = fut_http_req_head(req);
+	return h->method_len == strlen(method) &&
+	       memcmp(h->method, method, h->method_len) == 0 &&
+	       h->path_len == strlen(path) &&
+	       memcmp(h->path, path, h->path_len) == 0;
+}
+
+static void slept(fut *f, void *arg)
+{
+	fut_http_req *req = arg;
+	fut_http_resp_header(req, "Content-Type", "text/plain");
+	if (fut_error(f))
+		fut_http_respond(req, 503, "shutting down\n", 14);
+	else
+		fut_http_respond(req, 200, "slept\n", 6);
+}
+
+static void handle(fut_http_req *req, void *arg)
+{
+	(void)arg;
+	const struct fut_http_request_head *h = fut_http_req_head(req);
+	if (is(req, "GET", "/") || is(req, "HEAD", "/")) {
+		fut_http_resp_header(req, "Content-Type", "text/plain");
+		fut_http_respond(req, 200, "hello world\n", 12);
+	} else if (is(req, "POST", "/echo")) {
+		size_t len;
+		const void *body = fut_http_req_body(req, &len);
+		fut_http_resp_header(req, "Content-Type",
+				     "application/octet-stream");
+		fut_http_respond(req, 200, body, len);
+	} else if (is(req, "GET", "/sleep")) {
+		const char *v;
+		size_t vl;
+		char num[24] = "";
+		if (fut_http_query_param(h->query, h->query_len, "ms", &v, &vl) &&
+		    vl && vl < sizeof(num))
+			memcpy(num, v, vl);
+		char *end;
+		long ms = strtol(num, &end, 10);
+		if (!*num || *end || ms < 0 || ms > 3600000) {
+			fut_http_respond(req, 400, "bad ms\n", 7);
+			return;
+		}
+		fut_on_done(fut_sleep(fut_http_req_loop(req), (uint64_t)ms),
+			    slept, req);
+	} else {
+		fut_http_respond(req, 404, "not found\n", 10);
+	}
+}
+
+static void *run(void *arg)
+{
+	struct worker *w = arg;
+	fut_loop_run(w->loop);
+	return NULL;
+}
+
+static void shut_done(fut *f, void *arg)
+{
+	(void)f;
+	fut_loop_stop(arg);
+}
+
+static void shut(void *arg)
+{
+	struct worker *w = arg;
+	fut_on_done(fut_http_server_shutdown(w->srv, 5000), shut_done, w->loop);
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: httpd --port N [--host H] [--threads T]\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	int threads = 1;
+	for (int i = 1; i < argc; i++) {
+		if (i + 1 >= argc)
+			return usage();
+		if (strcmp(argv[i], "--port") == 0)
+			port = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--host") == 0)
+			host = argv[++i];
+		else if (strcmp(argv[i], "--threads") == 0)
+			threads = atoi(argv[++i]);
+		else
+			return usage();
+	}
+	if (port < 0 || port > 65535 || threads < 1 || threads > 1024)
+		return usage();
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct worker *w = calloc((size_t)threads, sizeof(*w));
+	if (!w)
+		return 1;
+	for (int i = 0; i < threads; i++) {
+		int err;
+		w[i].loop = fut_loop_new(NULL, &err);
+		if (!w[i].loop) {
+			fprintf(stderr, "httpd: fut_loop_new: %s\n",
+				fut_strerror(err));
+			return 1;
+		}
+		struct fut_http_server_opts o = {
+			.host = host, .port = port, .handler = handle,
+			.reuseport = threads > 1,
+		};
+		err = fut_http_server_new(w[i].loop, &o, &w[i].srv);
+		if (err) {
+			fprintf(stderr, "httpd: cannot listen on %s:%d: %s\n",
+				host ? host : "0.0.0.0", port, fut_strerror(err));
+			return 1;
+		}
+		if (port == 0) /* the others share the first one's port */
+			port = fut_http_server_port(w[i].srv);
+	}
+	fprintf(stderr, "httpd: listening on %s:%d (%d thread%s, %s)\n",
+		host ? host : "0.0.0.0", port, threads, threads > 1 ? "s" : "",
+		fut_loop_backend(w[0].loop));
+	for (int i = 0; i < threads; i++)
+		pthread_create(&w[i].tid, NULL, run, &w[i]);
+	int sig;
+	sigwait(&set, &sig);
+	for (int i = 0; i < threads; i++)
+		fut_loop_post(w[i].loop, shut, &w[i]);
+	for (int i = 0; i < threads; i++) {
+		pthread_join(w[i].tid, NULL);
+		fut_http_server_free(w[i].srv);
+		fut_loop_free(w[i].loop);
+	}
+	free(w);
+	return 0;
+}

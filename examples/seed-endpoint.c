@@ -1,0 +1,179 @@
+/*
+ * seed-endpoint: the seed experiment's endpoint. Each request fetches the
+ * upstream URL and answers with its body.
+ *
+ *   seed-endpoint --mode async|sync|sync-coroutine --upstream URL --port N
+ *
+ *   async           fut_http_fetch: the loop serves others while waiting
+ *   sync            a plain blocking socket client in a callback handler:
+ *                   the whole loop waits for every upstream reply
+ *   sync-coroutine  the same blocking client in a coroutine handler:
+ *                   a coroutine does not make a blocking call non-blocking
+ */
+#define _GNU_SOURCE
+#include <future.h>
+#include <future/http.h>
+
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char *upstream;
+static char up_host[256], up_port[8], up_path[1024];
+
+/* ---- async ---- */
+
+static void fetched(fut *f, void *arg)
+{
+	fut_http_req *req = arg;
+	const struct fut_http_response *r = fut_http_response_of(f);
+	if (!r) {
+		const char *msg = fut_strerror(fut_error(f));
+		fut_http_respond(req, 502, msg, strlen(msg));
+		return;
+	}
+	fut_http_respond(req, r->status == 200 ? 200 : 502, r->body,
+			 r->body_len);
+}
+
+static void handle_async(fut_http_req *req, void *arg)
+{
+	(void)arg;
+	/* As many upstream connections as requests in flight. */
+	struct fut_http_fetch_opts o = { .max_per_host = 1024 };
+	fut_on_done(fut_http_fetch(fut_http_req_loop(req), upstream, &o),
+		    fetched, req);
+}
+
+/* ---- sync: a plain blocking HTTP/1.0 client ---- */
+
+static ssize_t blocking_get(char *buf, size_t cap)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
+	if (getaddrinfo(up_host, up_port, &hints, &ai))
+		return -1;
+	int fd = socket(ai->ai_family, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		freeaddrinfo(ai);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	char q[1400];
+	int n = snprintf(q, sizeof(q), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n",
+			 up_path, up_host);
+	if (write(fd, q, (size_t)n) != n) {
+		close(fd);
+		return -1;
+	}
+	size_t len = 0;
+	ssize_t r;
+	while (len < cap && (r = read(fd, buf + len, cap - len)) > 0)
+		len += (size_t)r;
+	close(fd);
+	return (ssize_t)len;
+}
+
+static void handle_sync(fut_http_req *req, void *arg)
+{
+	(void)arg;
+	char buf[65536];
+	ssize_t n = blocking_get(buf, sizeof(buf));
+	char *body = n > 0 ? memmem(buf, (size_t)n, "\r\n\r\n", 4) : NULL;
+	if (!body) {
+		fut_http_respond(req, 502, "upstream failed\n", 16);
+		return;
+	}
+	body += 4;
+	fut_http_respond(req, 200, body, (size_t)(buf + n - body));
+}
+
+static int split_url(const char *url)
+{
+	const char *h = url + 7;
+	if (strncmp(url, "http://", 7) != 0)
+		return -1;
+	size_t hl = strcspn(h, ":/");
+	if (!hl || hl >= sizeof(up_host))
+		return -1;
+	memcpy(up_host, h, hl);
+	const char *p = h + hl;
+	snprintf(up_port, sizeof(up_port), "80");
+	if (*p == ':') {
+		size_t pl = strcspn(p + 1, "/");
+		if (!pl || pl >= sizeof(up_port))
+			return -1;
+		memcpy(up_port, p + 1, pl);
+		up_port[pl] = '\0';
+		p += 1 + pl;
+	}
+	snprintf(up_path, sizeof(up_path), "%s", *p ? p : "/");
+	return 0;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: seed-endpoint --mode async|sync|sync-coroutine "
+		"--upstream URL --port N\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = NULL;
+	int port = -1;
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--mode") == 0)
+			mode = argv[i + 1];
+		else if (strcmp(argv[i], "--upstream") == 0)
+			upstream = argv[i + 1];
+		else if (strcmp(argv[i], "--port") == 0)
+			port = atoi(argv[i + 1]);
+		else
+			return usage();
+	}
+	if (argc % 2 != 1 || !mode || !upstream || port < 0 || port > 65535)
+		return usage();
+	if (split_url(upstream)) {
+		fprintf(stderr, "seed-endpoint: unusable upstream URL %s\n",
+			upstream);
+		return 2;
+	}
+	struct fut_http_server_opts o = { .port = port };
+	if (strcmp(mode, "async") == 0) {
+		o.handler = handle_async;
+	} else if (strcmp(mode, "sync") == 0) {
+		o.handler = handle_sync;
+	} else if (strcmp(mode, "sync-coroutine") == 0) {
+		o.handler = handle_sync;
+		o.coroutine = 1;
+	} else {
+		return usage();
+	}
+	signal(SIGPIPE, SIG_IGN);
+	int err;
+	fut_loop *loop = fut_loop_new(NULL, &err);
+	if (!loop) {
+		fprintf(stderr, "seed-endpoint: %s\n", fut_strerror(err));
+		return 1;
+	}
+	fut_http_server *srv;
+	err = fut_http_server_new(loop, &o, &srv);
+	if (err) {
+		fprintf(stderr, "seed-endpoint: cannot listen on port %d: %s\n",
+			port, fut_strerror(err));
+		return 1;
+	}
+	fprintf(stderr, "seed-endpoint: %s mode on port %d (%s), upstream %s\n",
+		mode, fut_http_server_port(srv), fut_loop_backend(loop),
+		upstream);
+	fut_loop_run(loop);
+	fut_http_server_free(srv);
+	fut_loop_free(loop);
+	return 0;
+}

@@ -1,0 +1,957 @@
+/*
+ * The HTTP/1.1 client: fut_http_fetch, on the public libfuture API.
+ *
+ * Connections are pooled per loop and per host:port, at most max_per_host
+ * of them; requests beyond wait in a FIFO (Tornado's max_clients). The
+ * three timeouts are separate phases of a request, each its own timer:
+ * waiting for a pooled connection (queue), resolving and connecting
+ * (connect), and sending the request through reading the last body byte
+ * (request); time spent in one never counts against another.
+ *
+ * An idle pooled connection keeps a recv pending (wrapped in a timeout) so
+ * that a server closing it is noticed and the fd released; taking it for
+ * a request cancels that recv first. A reused connection that dies before
+ * any response byte arrives (the server closed it while we were sending)
+ * is retried once on a new connection.
+ *
+ * Names resolve with getaddrinfo on the loop's thread pool (it blocks);
+ * numeric addresses skip it.
+ */
+#include "http-internal.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define DEF_CONNECT_TIMEOUT 10000
+#define DEF_QUEUE_TIMEOUT 30000
+#define DEF_REQUEST_TIMEOUT 60000
+#define DEF_MAX_PER_HOST 32
+#define DEF_MAX_BODY (64u << 20)
+#define POOL_IDLE_MS 4000
+#define MAX_RESP_HEADERS 100
+#define RESP_HEADER_BYTES 65536
+
+struct client;
+struct pool;
+struct request;
+
+enum cstate { C_CONNECTING, C_BUSY, C_IDLE, C_WATCH_CANCEL };
+
+struct conn {
+	struct conn *next, *prev; /* pool->idle */
+	struct pool *pool;
+	int fd;
+	enum cstate state;
+	int reused;
+	fut *watch;           /* idle: recv wrapped in a timeout */
+	struct request *req;
+	char *buf;
+	size_t len, cap;
+	char byte;            /* the idle watcher's buffer */
+};
+
+struct pool {
+	struct pool *next;
+	struct client *cl;
+	char *key;            /* "host:port" */
+	unsigned nconns;      /* connecting + busy + idle */
+	unsigned max;
+	struct conn *idle;
+	struct request *wq_head, **wq_tail; /* waiting for a connection */
+};
+
+struct client {
+	struct client *next;
+	fut_loop *loop;
+	struct pool *pools;
+};
+
+enum rphase { R_QUEUED, R_CONNECT, R_REQUEST, R_DONE };
+
+struct request {
+	struct request *wq_next;
+	int refs;             /* the request itself + pending callbacks */
+	fut_loop *loop;
+	fut *result;
+	struct pool *pool;
+	struct conn *conn;
+	enum rphase phase;
+	fut *timer;
+	fut *io;
+	char *host;
+	char port[8];
+	int head_req;
+	int retried;
+	struct fut_http_fetch_opts o;
+	char *out;            /* the whole request */
+	size_t out_len;
+	/* response */
+	int head_len;         /* > 0 once the head is parsed */
+	struct fut_http_response_head rh;
+	struct fut_http_header hv[MAX_RESP_HEADERS];
+	size_t body_start, dec_end;
+	struct fut_http_chunked ch;
+	int until_close;
+};
+
+static __thread struct client *clients;
+
+static void req_unref(struct request *r);
+static void req_fail(struct request *r, int err);
+static void conn_use(struct conn *c, struct request *r);
+static void pool_next(struct pool *p);
+static void start_connect(struct pool *p, struct request *r);
+static void conn_idle(struct conn *c);
+static void connect_to(struct request *r, struct conn *c,
+		       const struct sockaddr *sa, socklen_t sl);
+
+/* ---- registry ---- */
+
+static struct pool *pool_get(fut_loop *loop, const char *key, unsigned max)
+{
+	struct client *cl;
+	for (cl = clients; cl && cl->loop != loop; cl = cl->next)
+		;
+	if (!cl) {
+		cl = calloc(1, sizeof(*cl));
+		if (!cl)
+			return NULL;
+		cl->loop = loop;
+		cl->next = clients;
+		clients = cl;
+	}
+	struct pool *p;
+	for (p = cl->pools; p && strcmp(p->key, key) != 0; p = p->next)
+		;
+	if (!p) {
+		p = calloc(1, sizeof(*p));
+		if (!p || !(p->key = strdup(key))) {
+			free(p);
+			return NULL;
+		}
+		p->cl = cl;
+		p->max = max;
+		p->wq_tail = &p->wq_head;
+		p->next = cl->pools;
+		cl->pools = p;
+	}
+	if (max > p->max)
+		p->max = max;
+	return p;
+}
+
+/* Free a pool that has nothing left, and its client when it was the
+ * last: nothing outlives the loop's last connection. */
+static void pool_maybe_free(struct pool *p)
+{
+	if (p->nconns || p->wq_head)
+		return;
+	struct client *cl = p->cl;
+	struct pool **pp = &cl->pools;
+	while (*pp != p)
+		pp = &(*pp)->next;
+	*pp = p->next;
+	free(p->key);
+	free(p);
+	if (cl->pools)
+		return;
+	struct client **cp = &clients;
+	while (*cp != cl)
+		cp = &(*cp)->next;
+	*cp = cl->next;
+	free(cl);
+}
+
+/* ---- connections ---- */
+
+static void idle_unlink(struct conn *c)
+{
+	struct pool *p = c->pool;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		p->idle = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+}
+
+static void conn_destroy(struct conn *c)
+{
+	struct pool *p = c->pool;
+	if (c->fd >= 0)
+		fut_unref(fut_close(p->cl->loop, c->fd));
+	free(c->buf);
+	free(c);
+	p->nconns--;
+	pool_next(p);
+	pool_maybe_free(p);
+}
+
+static void on_watch(fut *f, void *arg)
+{
+	struct conn *c = arg;
+	int err = fut_error(f);
+	c->watch = NULL;
+	if (c->state == C_WATCH_CANCEL && err == -ECANCELED) {
+		struct request *r = c->req;
+		c->req = NULL;
+		if (r->phase == R_DONE) /* it timed out meanwhile */
+			conn_idle(c);
+		else
+			conn_use(c, r);
+		req_unref(r);
+		return;
+	}
+	/* Closed by the server, unexpected bytes, idle too long, or the
+	 * loop is going away. */
+	if (c->state == C_WATCH_CANCEL) {
+		struct request *r = c->req;
+		c->req = NULL;
+		c->state = C_BUSY;
+		/* Not this request's fault: get it another connection. */
+		if (r->phase != R_DONE)
+			start_connect(r->pool, r);
+		conn_destroy(c);
+		req_unref(r);
+		return;
+	}
+	idle_unlink(c);
+	conn_destroy(c);
+}
+
+static void conn_idle(struct conn *c)
+{
+	struct pool *p = c->pool;
+	c->state = C_IDLE;
+	c->req = NULL;
+	c->len = 0;
+	c->reused = 1;
+	c->next = p->idle;
+	c->prev = NULL;
+	if (p->idle)
+		p->idle->prev = c;
+	p->idle = c;
+	fut *w = fut_timeout(fut_recv(p->cl->loop, c->fd, &c->byte, 1, 0),
+			     POOL_IDLE_MS);
+	if (!w) {
+		idle_unlink(c);
+		conn_destroy(c);
+		return;
+	}
+	c->watch = w;
+	fut_on_done(w, on_watch, c);
+	pool_next(p);
+}
+
+/* ---- requests ---- */
+
+static void req_unref(struct request *r)
+{
+	if (--r->refs)
+		return;
+	free(r->host);
+	free(r->out);
+	fut_unref(r->result);
+	free(r);
+}
+
+static void phase_timer_stop(struct request *r)
+{
+	if (r->timer) {
+		fut_cancel(r->timer);
+		r->timer = NULL;
+	}
+}
+
+static void on_timer(fut *f, void *arg);
+
+static void phase_timer(struct request *r, enum rphase ph, unsigned ms)
+{
+	phase_timer_stop(r);
+	r->phase = ph;
+	fut *t = fut_sleep(r->loop, ms);
+	if (!t)
+		return;
+	r->timer = t;
+	r->refs++;
+	fut_on_done(t, on_timer, r);
+}
+
+static void wq_remove(struct pool *p, struct request *r)
+{
+	struct request **pp = &p->wq_head;
+	while (*pp && *pp != r)
+		pp = &(*pp)->wq_next;
+	if (!*pp)
+		return;
+	*pp = r->wq_next;
+	if (!*pp)
+		p->wq_tail = pp;
+	r->wq_next = NULL;
+}
+
+/* End the request with err; its connection (if any) is closed, since the
+ * exchange on it is in an unknown state. */
+static void req_fail(struct request *r, int err)
+{
+	if (r->phase == R_DONE)
+		return;
+	enum rphase was = r->phase;
+	r->phase = R_DONE;
+	phase_timer_stop(r);
+	if (was == R_QUEUED)
+		wq_remove(r->pool, r);
+	fut_reject(r->result, err);
+	if (r->io)
+		fut_cancel(r->io); /* its callback closes the connection */
+	else if (r->conn) {
+		struct conn *c = r->conn;
+		r->conn = NULL;
+		conn_destroy(c);
+	}
+	req_unref(r);
+	if (was == R_QUEUED)
+		pool_maybe_free(r->pool);
+}
+
+static void on_timer(fut *f, void *arg)
+{
+	struct request *r = arg;
+	if (fut_error(f) == 0 && r->timer == f)
+		req_fail(r, r->phase == R_QUEUED ? FUT_HTTP_ETIMEOUT_QUEUE :
+			    r->phase == R_CONNECT ? FUT_HTTP_ETIMEOUT_CONNECT :
+			    FUT_HTTP_ETIMEOUT_REQUEST);
+	req_unref(r);
+}
+
+static void resp_free(void *p)
+{
+	free(p);
+}
+
+/* Resolve with one block: the struct, the headers, the head, the body. */
+static void req_finish(struct request *r, const char *body, size_t blen,
+		       int reusable)
+{
+	struct conn *c = r->conn;
+	size_t nh = r->rh.num_headers;
+	size_t sz = sizeof(struct fut_http_response) +
+		    nh * sizeof(struct fut_http_header) +
+		    (size_t)r->head_len + blen + 1;
+	struct fut_http_response *res = malloc(sz);
+	if (!res) {
+		req_fail(r, -ENOMEM);
+		return;
+	}
+	struct fut_http_header *h = (struct fut_http_header *)(res + 1);
+	char *head = (char *)(h + nh);
+	char *b = head + r->head_len;
+	memcpy(head, c->buf, (size_t)r->head_len);
+	ptrdiff_t d = head - c->buf;
+	for (size_t i = 0; i < nh; i++) {
+		h[i] = r->rh.headers[i];
+		h[i].name += d;
+		h[i].value += d;
+	}
+	if (blen)
+		memcpy(b, body, blen);
+	b[blen] = '\0';
+	res->status = r->rh.status;
+	res->minor_version = r->rh.minor_version;
+	res->reason = r->rh.reason + d;
+	res->reason_len = r->rh.reason_len;
+	res->headers = h;
+	res->num_headers = nh;
+	res->body = b;
+	res->body_len = blen;
+	r->phase = R_DONE;
+	phase_timer_stop(r);
+	fut_resolve_ptr(r->result, res, resp_free);
+	r->conn = NULL;
+	if (reusable && r->rh.keep_alive)
+		conn_idle(c);
+	else
+		conn_destroy(c);
+	req_unref(r);
+}
+
+static void conn_read(struct request *r);
+
+/* Parse what is in the buffer. Returns 1 when done (finished or failed). */
+static int resp_progress(struct request *r, int eof)
+{
+	struct conn *c = r->conn;
+	if (!r->head_len) {
+		int n = fut_http_parse_response(c->buf, c->len, 0, &r->rh, r->hv,
+						MAX_RESP_HEADERS, NULL);
+		if (n == FUT_HTTP_EINCOMPLETE) {
+			if (eof) {
+				req_fail(r, c->len || !c->reused ?
+					 FUT_HTTP_EBADRESP : -ECONNRESET);
+				return 1;
+			}
+			return 0;
+		}
+		if (n < 0) {
+			req_fail(r, n == FUT_HTTP_EHDRTOOBIG ? n :
+				    FUT_HTTP_EBADRESP);
+			return 1;
+		}
+		if (r->rh.status < 200) { /* 1xx: another head follows */
+			memmove(c->buf, c->buf + n, c->len - (size_t)n);
+			c->len -= (size_t)n;
+			return resp_progress(r, eof);
+		}
+		r->head_len = n;
+		r->body_start = r->dec_end = (size_t)n;
+		if (r->head_req || r->rh.status == 204 || r->rh.status == 304) {
+			req_finish(r, NULL, 0, c->len == (size_t)n);
+			return 1;
+		}
+		if (!r->rh.chunked && r->rh.content_length < 0) {
+			r->until_close = 1;
+			r->rh.keep_alive = 0;
+		}
+		if (r->rh.content_length >= 0 &&
+		    (uint64_t)r->rh.content_length > r->o.max_body) {
+			req_fail(r, FUT_HTTP_EBODYTOOBIG);
+			return 1;
+		}
+	}
+	size_t hl = (size_t)r->head_len;
+	if (r->rh.chunked) {
+		size_t n = c->len - r->dec_end, rest;
+		int rc = fut_http_chunked_decode(&r->ch, c->buf + r->dec_end,
+						 &n, &rest, r->o.max_body);
+		if (rc < 0) {
+			req_fail(r, rc == FUT_HTTP_EBODYTOOBIG ? rc :
+				    FUT_HTTP_EBADRESP);
+			return 1;
+		}
+		r->dec_end += n;
+		c->len = r->dec_end + (rc == 1 ? rest : 0);
+		if (rc == 1) {
+			req_finish(r, c->buf + hl, r->dec_end - hl, rest == 0);
+			return 1;
+		}
+	} else if (!r->until_close) {
+		size_t need = hl + (size_t)r->rh.content_length;
+		if (c->len >= need) {
+			req_finish(r, c->buf + hl, need - hl, c->len == need);
+			return 1;
+		}
+	} else if (eof) {
+		req_finish(r, c->buf + hl, c->len - hl, 0);
+		return 1;
+	} else if (c->len - hl > r->o.max_body) {
+		req_fail(r, FUT_HTTP_EBODYTOOBIG);
+		return 1;
+	}
+	if (eof) {
+		req_fail(r, FUT_HTTP_EBADRESP); /* cut short */
+		return 1;
+	}
+	return 0;
+}
+
+static void on_recv(fut *f, void *arg)
+{
+	struct request *r = arg;
+	int64_t n = fut_error(f) ? fut_error(f) : fut_value(f);
+	r->io = NULL;
+	struct conn *c = r->conn;
+	if (r->phase == R_DONE) { /* failed meanwhile: drop the connection */
+		if (c) {
+			r->conn = NULL;
+			conn_destroy(c);
+		}
+		req_unref(r);
+		return;
+	}
+	if (n < 0 && !c->len && c->reused && !r->retried &&
+	    n != -ECANCELED) {
+		/* A pooled connection the server had closed: once more on a
+		 * new one. */
+		r->retried = 1;
+		r->conn = NULL;
+		start_connect(r->pool, r);
+		conn_destroy(c);
+		req_unref(r);
+		return;
+	}
+	if (n < 0) {
+		req_fail(r, (int)n);
+		req_unref(r);
+		return;
+	}
+	if (n == 0 && !c->len && c->reused && !r->retried) {
+		r->retried = 1;
+		r->conn = NULL;
+		start_connect(r->pool, r);
+		conn_destroy(c);
+		req_unref(r);
+		return;
+	}
+	c->len += (size_t)n;
+	if (!resp_progress(r, n == 0))
+		conn_read(r);
+	req_unref(r);
+}
+
+static void conn_read(struct request *r)
+{
+	struct conn *c = r->conn;
+	if (c->len == c->cap) {
+		size_t limit = RESP_HEADER_BYTES + r->o.max_body + 65536;
+		size_t cap = c->cap ? c->cap * 2 : 16384;
+		if (r->head_len && r->rh.content_length >= 0 &&
+		    cap < (size_t)r->head_len + (size_t)r->rh.content_length)
+			cap = (size_t)r->head_len + (size_t)r->rh.content_length;
+		if (c->cap >= limit) {
+			req_fail(r, r->head_len ? FUT_HTTP_EBODYTOOBIG :
+				    FUT_HTTP_EHDRTOOBIG);
+			return;
+		}
+		char *p = realloc(c->buf, cap);
+		if (!p) {
+			req_fail(r, -ENOMEM);
+			return;
+		}
+		/* Header views point into the buffer. */
+		if (r->head_len && p != c->buf) {
+			ptrdiff_t d = p - c->buf;
+			for (size_t i = 0; i < r->rh.num_headers; i++) {
+				r->hv[i].name += d;
+				r->hv[i].value += d;
+			}
+			r->rh.reason += d;
+		}
+		c->buf = p;
+		c->cap = cap;
+	}
+	fut *f = fut_recv(r->loop, c->fd, c->buf + c->len, c->cap - c->len, 0);
+	if (!f) {
+		req_fail(r, -ENOMEM);
+		return;
+	}
+	r->io = f;
+	r->refs++;
+	fut_on_done(f, on_recv, r);
+}
+
+static void on_sent(fut *f, void *arg)
+{
+	struct request *r = arg;
+	int err = fut_error(f);
+	r->io = NULL;
+	struct conn *c = r->conn;
+	if (r->phase == R_DONE) {
+		if (c) {
+			r->conn = NULL;
+			conn_destroy(c);
+		}
+	} else if (err && c->reused && !r->retried && err != -ECANCELED) {
+		r->retried = 1;
+		r->conn = NULL;
+		start_connect(r->pool, r);
+		conn_destroy(c);
+	} else if (err) {
+		req_fail(r, err);
+	} else {
+		conn_read(r);
+	}
+	req_unref(r);
+}
+
+/* The request owns c from here: send, then read the response. */
+static void conn_use(struct conn *c, struct request *r)
+{
+	c->state = C_BUSY;
+	c->req = r;
+	c->len = 0;
+	r->conn = c;
+	r->head_len = 0;
+	memset(&r->ch, 0, sizeof(r->ch));
+	r->until_close = 0;
+	if (r->phase != R_REQUEST)
+		phase_timer(r, R_REQUEST, r->o.request_timeout_ms);
+	fut *f = fut_send(r->loop, c->fd, r->out, r->out_len, MSG_NOSIGNAL);
+	if (!f) {
+		req_fail(r, -ENOMEM);
+		return;
+	}
+	r->io = f;
+	r->refs++;
+	fut_on_done(f, on_sent, r);
+}
+
+/* A connection is free or can be opened: serve the queue. */
+static void pool_next(struct pool *p)
+{
+	while (p->wq_head) {
+		struct request *r = p->wq_head;
+		if (p->idle) {
+			wq_remove(p, r);
+			struct conn *c = p->idle;
+			idle_unlink(c);
+			c->state = C_WATCH_CANCEL;
+			c->req = r;
+			r->refs++;
+			phase_timer(r, R_REQUEST, r->o.request_timeout_ms);
+			fut_cancel(c->watch);
+		} else if (p->nconns < p->max) {
+			wq_remove(p, r);
+			start_connect(p, r);
+		} else {
+			return;
+		}
+	}
+}
+
+/* ---- connecting ---- */
+
+struct resolve {
+	char *host;
+	char port[8];
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+};
+
+static int64_t resolve_job(void *arg)
+{
+	struct resolve *rs = arg;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG };
+	struct addrinfo *ai;
+	int e = getaddrinfo(rs->host, rs->port, &hints, &ai);
+	if (e)
+		return e == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
+	memcpy(&rs->ss, ai->ai_addr, ai->ai_addrlen);
+	rs->sslen = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	return 0;
+}
+
+static void on_connected(fut *f, void *arg)
+{
+	struct conn *c = arg;
+	struct request *r = c->req;
+	int err = fut_error(f);
+	r->io = NULL;
+	if (r->phase == R_DONE || err) {
+		c->req = NULL;
+		r->conn = NULL;
+		conn_destroy(c);
+		if (r->phase != R_DONE)
+			req_fail(r, err);
+		req_unref(r);
+		return;
+	}
+	int one = 1;
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	conn_use(c, r);
+	req_unref(r);
+}
+
+static void connect_to(struct request *r, struct conn *c,
+		       const struct sockaddr *sa, socklen_t sl)
+{
+	c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
+		       SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		int err = -errno;
+		r->conn = NULL;
+		conn_destroy(c);
+		req_fail(r, err);
+		return;
+	}
+	fut *f = fut_connect(r->loop, c->fd, sa, sl);
+	if (!f) {
+		r->conn = NULL;
+		conn_destroy(c);
+		req_fail(r, -ENOMEM);
+		return;
+	}
+	r->io = f;
+	r->refs++;
+	fut_on_done(f, on_connected, c);
+}
+
+/* The resolve job's result travels in its arg; the job owns it. */
+struct resolve_ctx {
+	struct resolve rs;
+	struct conn *c;
+};
+
+static void on_resolve_job(fut *f, void *arg)
+{
+	struct resolve_ctx *x = arg;
+	struct conn *c = x->c;
+	struct request *r = c->req;
+	int err = fut_error(f);
+	r->io = NULL;
+	if (r->phase == R_DONE || err) {
+		c->req = NULL;
+		r->conn = NULL;
+		conn_destroy(c);
+		if (r->phase != R_DONE)
+			req_fail(r, err);
+	} else {
+		connect_to(r, c, (struct sockaddr *)&x->rs.ss, x->rs.sslen);
+	}
+	free(x->rs.host);
+	free(x);
+	req_unref(r);
+}
+
+static void start_connect(struct pool *p, struct request *r)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		req_fail(r, -ENOMEM);
+		return;
+	}
+	c->pool = p;
+	c->fd = -1;
+	c->state = C_CONNECTING;
+	c->req = r;
+	r->conn = c;
+	p->nconns++;
+	phase_timer(r, R_CONNECT, r->o.connect_timeout_ms);
+
+	union {
+		struct sockaddr_in v4;
+		struct sockaddr_in6 v6;
+	} a;
+	memset(&a, 0, sizeof(a));
+	int port = atoi(r->port);
+	if (inet_pton(AF_INET, r->host, &a.v4.sin_addr) == 1) {
+		a.v4.sin_family = AF_INET;
+		a.v4.sin_port = htons((uint16_t)port);
+		connect_to(r, c, (struct sockaddr *)&a.v4, sizeof(a.v4));
+		return;
+	}
+	if (inet_pton(AF_INET6, r->host, &a.v6.sin6_addr) == 1) {
+		a.v6.sin6_family = AF_INET6;
+		a.v6.sin6_port = htons((uint16_t)port);
+		connect_to(r, c, (struct sockaddr *)&a.v6, sizeof(a.v6));
+		return;
+	}
+	struct resolve_ctx *x = calloc(1, sizeof(*x));
+	if (!x || !(x->rs.host = strdup(r->host))) {
+		free(x);
+		r->conn = NULL;
+		conn_destroy(c);
+		req_fail(r, -ENOMEM);
+		return;
+	}
+	memcpy(x->rs.port, r->port, sizeof(x->rs.port));
+	x->c = c;
+	fut *f = fut_run_blocking(r->loop, resolve_job, &x->rs);
+	if (!f) {
+		free(x->rs.host);
+		free(x);
+		r->conn = NULL;
+		conn_destroy(c);
+		req_fail(r, -ENOMEM);
+		return;
+	}
+	r->io = f;
+	r->refs++;
+	fut_on_done(f, on_resolve_job, x);
+}
+
+/* ---- the request ---- */
+
+/* http://host[:port][/path][?query]; no userinfo, no https. */
+static int parse_url(const char *url, char **host, char *port,
+		     const char **path)
+{
+	if (strncasecmp(url, "http://", 7) != 0)
+		return FUT_HTTP_EBADURL;
+	const char *h = url + 7, *he, *p;
+	for (const char *q = url; *q; q++)
+		if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f)
+			return FUT_HTTP_EBADURL;
+	const char *end = h + strcspn(h, "/?#");
+	if (memchr(h, '@', (size_t)(end - h)))
+		return FUT_HTTP_EBADURL;
+	if (*h == '[') {
+		he = memchr(h, ']', (size_t)(end - h));
+		if (!he)
+			return FUT_HTTP_EBADURL;
+		p = he + 1;
+		h++;
+	} else {
+		he = memchr(h, ':', (size_t)(end - h));
+		if (!he)
+			he = end;
+		p = he;
+	}
+	if (he == h)
+		return FUT_HTTP_EBADURL;
+	long pn = 80;
+	if (p < end) {
+		if (*p != ':' || p + 1 == end)
+			return FUT_HTTP_EBADURL;
+		char *e;
+		pn = strtol(p + 1, &e, 10);
+		if (e != end || pn < 1 || pn > 65535)
+			return FUT_HTTP_EBADURL;
+	}
+	snprintf(port, 8, "%ld", pn);
+	*host = strndup(h, (size_t)(he - h));
+	if (!*host)
+		return -ENOMEM;
+	*path = end;
+	return 0;
+}
+
+static int valid_header_line(const char *s)
+{
+	const char *colon = strchr(s, ':');
+	if (!colon || colon == s)
+		return 0;
+	for (const char *p = s; p < colon; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			return 0;
+	for (const char *p = colon; *p; p++)
+		if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
+static int build(struct request *r, const char *url, const char *path,
+		 const struct fut_http_fetch_opts *o)
+{
+	const char *method = o->method ? o->method :
+			     o->body_len ? "POST" : "GET";
+	for (const char *m = method; *m; m++)
+		if ((unsigned char)*m <= 0x20 || (unsigned char)*m >= 0x7f)
+			return -EINVAL;
+	if (!*method)
+		return -EINVAL;
+	r->head_req = strcmp(method, "HEAD") == 0;
+	size_t plen = strcspn(path, "#");
+	const char *hostport = url + 7;
+	size_t hplen = strcspn(hostport, "/?#");
+	size_t sz = strlen(method) + plen + hplen + o->body_len + 128;
+	for (const char *const *h = o->headers; h && *h; h++) {
+		if (!valid_header_line(*h))
+			return -EINVAL;
+		sz += strlen(*h) + 2;
+	}
+	char *out = malloc(sz);
+	if (!out)
+		return -ENOMEM;
+	int n = snprintf(out, sz, "%s %s%.*s HTTP/1.1\r\nHost: %.*s\r\n", method,
+			 plen && path[0] == '/' ? "" : "/", (int)plen, path,
+			 (int)hplen, hostport);
+	size_t len = (size_t)n;
+	for (const char *const *h = o->headers; h && *h; h++) {
+		size_t l = strlen(*h);
+		memcpy(out + len, *h, l);
+		memcpy(out + len + l, "\r\n", 2);
+		len += l + 2;
+	}
+	if (o->body_len || strcmp(method, "POST") == 0 ||
+	    strcmp(method, "PUT") == 0)
+		len += (size_t)snprintf(out + len, sz - len,
+					"Content-Length: %zu\r\n", o->body_len);
+	memcpy(out + len, "\r\n", 2);
+	len += 2;
+	if (o->body_len)
+		memcpy(out + len, o->body, o->body_len);
+	r->out = out;
+	r->out_len = len + o->body_len;
+	return 0;
+}
+
+fut *fut_http_fetch(fut_loop *loop, const char *url,
+		    const struct fut_http_fetch_opts *opts)
+{
+	if (!loop)
+		return NULL;
+	struct fut_http_fetch_opts o;
+	memset(&o, 0, sizeof(o));
+	if (opts)
+		o = *opts;
+	if (!url || (o.body_len && !o.body))
+		return fut_rejected(loop, -EINVAL);
+	for (size_t i = 0; i < sizeof(o.reserved) / sizeof(o.reserved[0]); i++)
+		if (o.reserved[i])
+			return fut_rejected(loop, -EINVAL);
+	if (!o.connect_timeout_ms)
+		o.connect_timeout_ms = DEF_CONNECT_TIMEOUT;
+	if (!o.queue_timeout_ms)
+		o.queue_timeout_ms = DEF_QUEUE_TIMEOUT;
+	if (!o.request_timeout_ms)
+		o.request_timeout_ms = DEF_REQUEST_TIMEOUT;
+	if (!o.max_per_host)
+		o.max_per_host = DEF_MAX_PER_HOST;
+	if (!o.max_body)
+		o.max_body = DEF_MAX_BODY;
+	o.body = NULL;
+	o.headers = NULL; /* copied into the request bytes */
+
+	struct request *r = calloc(1, sizeof(*r));
+	fut *res = r ? fut_new(loop) : NULL;
+	if (!res) {
+		free(r);
+		return NULL;
+	}
+	r->refs = 1;
+	r->loop = loop;
+	r->result = fut_ref(res);
+	r->o = o;
+	const char *path;
+	int err = parse_url(url, &r->host, r->port, &path);
+	if (!err)
+		err = build(r, url, path, opts ? opts : &o);
+	char key[300];
+	struct pool *p = NULL;
+	if (!err) {
+		snprintf(key, sizeof(key), "%.255s:%s", r->host, r->port);
+		p = pool_get(loop, key, o.max_per_host);
+		if (!p)
+			err = -ENOMEM;
+	}
+	if (err) {
+		r->phase = R_DONE;
+		fut_reject(res, err);
+		req_unref(r);
+		return res;
+	}
+	r->pool = p;
+	/* Queue behind the others, then let the pool hand out what it
+	 * can: FIFO even when a connection is free right now. */
+	r->phase = R_QUEUED;
+	*p->wq_tail = r;
+	p->wq_tail = &r->wq_next;
+	phase_timer(r, R_QUEUED, o.queue_timeout_ms);
+	pool_next(p);
+	return res;
+}
+
+const struct fut_http_response *fut_http_response_of(fut *f)
+{
+	if (!f || fut_state(f) != FUT_RESOLVED)
+		return NULL;
+	return fut_ptr(f);
+}
+
+const char *fut_http_response_header(const struct fut_http_response *resp,
+				     const char *name, size_t *len)
+{
+	if (!resp || !name)
+		return NULL;
+	return fut__http_find(resp->headers, resp->num_headers, name, len);
+}

@@ -1,0 +1,21 @@
+/* Shared by the files of libfuture-http; nothing here is exported. */
+#ifndef FUTURE_HTTP_INTERNAL_H
+#define FUTURE_HTTP_INTERNAL_H
+
+#define FUT_HTTP_BUILDING 1
+#include <future/http.h>
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Case-insensitive compare of a (pointer, length) view with a C string. */
+int fut__http_ieq(const char *a, size_t alen, const char *b);
+/* limits with zeros replaced by the defaults. */
+void fut__http_limits(const struct fut_http_limits *in,
+		      struct fut_http_limits *out);
+/* The first header called name in headers[0..n), or NULL. */
+const char *fut__http_find(const struct fut_http_header *h, size_t n,
+			   const char *name, size_t *len);
+
+#endif

@@ -1,0 +1,768 @@
+/*
+ * HTTP/1.1 message heads and chunked bodies, parsed in place (RFC 9112).
+ *
+ * Strict where leniency is a known smuggling vector: only CRLF ends a line
+ * in a request, no obs-fold, no whitespace before the colon, no bare CR or
+ * control bytes, Content-Length and Transfer-Encoding never together,
+ * differing Content-Lengths refused, Transfer-Encoding must end in chunked,
+ * chunk sizes are bare hex that must not overflow.
+ *
+ * Incremental: a head is parsed once its blank line has arrived. Until
+ * then only the limits are checked and the request line is validated as
+ * soon as it is complete, so a client dribbling bytes costs one scan of
+ * the new bytes per call (last_len), not a rescan of the whole buffer.
+ */
+#include "http-internal.h"
+
+#include <string.h>
+
+#define DEF_REQUEST_LINE 8192
+#define DEF_HEADER_BYTES 65536
+#define DEF_HEADERS 100
+#define DEF_BODY (1u << 20)
+#define MAX_CHUNK_EXT 4096   /* bytes of chunk extensions on one line */
+#define MAX_TRAILER 65536    /* bytes of trailer section */
+
+/* tchar (RFC 9110 5.6.2) */
+static const unsigned char tchar[256] = {
+	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
+	['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
+	['`'] = 1, ['|'] = 1, ['~'] = 1,
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+	['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+	['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+	['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+	['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+	['Y'] = 1, ['Z'] = 1,
+	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+	['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+	['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+	['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+	['y'] = 1, ['z'] = 1,
+};
+
+static int is_vchar_or_obs(unsigned char c)
+{
+	return (c > 0x20 && c != 0x7f);
+}
+
+static int lower(int c)
+{
+	return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+int fut__http_ieq(const char *a, size_t alen, const char *b)
+{
+	size_t blen = strlen(b);
+	if (alen != blen)
+		return 0;
+	for (size_t i = 0; i < alen; i++)
+		if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
+			return 0;
+	return 1;
+}
+
+void fut__http_limits(const struct fut_http_limits *in,
+		      struct fut_http_limits *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (in)
+		*out = *in;
+	if (!out->max_request_line)
+		out->max_request_line = DEF_REQUEST_LINE;
+	if (!out->max_header_bytes)
+		out->max_header_bytes = DEF_HEADER_BYTES;
+	if (!out->max_headers)
+		out->max_headers = DEF_HEADERS;
+	if (!out->max_body)
+		out->max_body = DEF_BODY;
+}
+
+static int bad_limits(const struct fut_http_limits *l)
+{
+	if (!l)
+		return 0;
+	for (size_t i = 0; i < sizeof(l->reserved) / sizeof(l->reserved[0]); i++)
+		if (l->reserved[i])
+			return 1;
+	return 0;
+}
+
+/* A line ends at CRLF; in responses a bare LF is accepted too (RFC 9112
+ * 2.2 allows it; servers are not a smuggling vector for our client).
+ * Returns the index of the LF, or -1 when the line is not complete, or -2
+ * on a bare CR / bare LF that is not allowed. */
+static ptrdiff_t line_end(const char *p, size_t n, int allow_lf)
+{
+	const char *lf = memchr(p, '\n', n);
+	if (!lf)
+		return -1;
+	ptrdiff_t i = lf - p;
+	if (i > 0 && p[i - 1] == '\r')
+		return i;
+	return allow_lf ? i : -2;
+}
+
+/* Length of the line's content (without CR). */
+static size_t content_len(const char *p, ptrdiff_t lf)
+{
+	return (size_t)lf - (lf > 0 && p[lf - 1] == '\r');
+}
+
+struct framing {
+	int64_t content_length;
+	int chunked;
+	int close;      /* Connection: close */
+	int keep_alive; /* Connection: keep-alive */
+	int expect_continue;
+	int hosts;
+	int te_seen;
+	int te_unknown; /* a coding other than chunked */
+};
+
+/* Content-Length: 1*DIGIT, possibly repeated ("5, 5" or two fields), all
+ * the same. */
+static int parse_content_length(const char *v, size_t n, struct framing *fr)
+{
+	size_t i = 0;
+	int any = 0;
+	while (i <= n) {
+		while (i < n && (v[i] == ' ' || v[i] == '\t'))
+			i++;
+		if (i < n && v[i] == ',') { /* empty list element */
+			i++;
+			continue;
+		}
+		if (i >= n)
+			break;
+		uint64_t x = 0;
+		size_t d = 0;
+		while (i < n && v[i] >= '0' && v[i] <= '9') {
+			if (x > (UINT64_MAX >> 1) / 10)
+				return FUT_HTTP_EBADREQ; /* overflow */
+			x = x * 10 + (uint64_t)(v[i] - '0');
+			i++;
+			d++;
+		}
+		if (!d || x > INT64_MAX)
+			return FUT_HTTP_EBADREQ;
+		while (i < n && (v[i] == ' ' || v[i] == '\t'))
+			i++;
+		if (i < n && v[i] != ',')
+			return FUT_HTTP_EBADREQ;
+		i++;
+		if (fr->content_length >= 0 && (uint64_t)fr->content_length != x)
+			return FUT_HTTP_EBADREQ;
+		fr->content_length = (int64_t)x;
+		any = 1;
+	}
+	return any ? 0 : FUT_HTTP_EBADREQ;
+}
+
+/* Transfer-Encoding: a list of codings; only a final "chunked" is
+ * understood. */
+static int parse_te(const char *v, size_t n, struct framing *fr)
+{
+	size_t i = 0;
+	fr->te_seen = 1;
+	while (i < n) {
+		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		if (i >= n)
+			break;
+		size_t s = i;
+		while (i < n && tchar[(unsigned char)v[i]])
+			i++;
+		size_t e = i;
+		while (i < n && (v[i] == ' ' || v[i] == '\t'))
+			i++;
+		if (e == s || (i < n && v[i] != ','))
+			return FUT_HTTP_ENOTIMPL; /* parameters, junk */
+		if (fr->chunked) /* anything after chunked, or chunked twice */
+			return FUT_HTTP_EBADREQ;
+		if (fut__http_ieq(v + s, e - s, "chunked"))
+			fr->chunked = 1;
+		else
+			fr->te_unknown = 1; /* a coding we do not decode */
+	}
+	return 0;
+}
+
+static void parse_connection(const char *v, size_t n, struct framing *fr)
+{
+	size_t i = 0;
+	while (i < n) {
+		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		size_t s = i;
+		while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+			i++;
+		if (fut__http_ieq(v + s, i - s, "close"))
+			fr->close = 1;
+		else if (fut__http_ieq(v + s, i - s, "keep-alive"))
+			fr->keep_alive = 1;
+	}
+}
+
+/*
+ * Header fields from p[0..n), which ends with the blank line. Fills
+ * headers and fr. bad is the error for a malformed field.
+ */
+static int parse_fields(const char *p, size_t n, int allow_lf, int bad,
+			struct fut_http_header *headers, size_t max_headers,
+			size_t *num, struct framing *fr)
+{
+	size_t i = 0, k = 0;
+	fr->content_length = -1;
+	for (;;) {
+		ptrdiff_t lf = line_end(p + i, n - i, allow_lf);
+		if (lf < 0)
+			return bad;
+		const char *l = p + i;
+		size_t ll = content_len(l, lf);
+		i += (size_t)lf + 1;
+		if (ll == 0)
+			break;
+		if (l[0] == ' ' || l[0] == '\t')
+			return bad; /* obs-fold */
+		size_t c = 0;
+		while (c < ll && tchar[(unsigned char)l[c]])
+			c++;
+		if (c == 0 || c >= ll || l[c] != ':')
+			return bad; /* empty name, bad byte, space before ':' */
+		size_t vs = c + 1, ve = ll;
+		while (vs < ve && (l[vs] == ' ' || l[vs] == '\t'))
+			vs++;
+		while (ve > vs && (l[ve - 1] == ' ' || l[ve - 1] == '\t'))
+			ve--;
+		for (size_t j = vs; j < ve; j++) {
+			unsigned char ch = (unsigned char)l[j];
+			if (!is_vchar_or_obs(ch) && ch != ' ' && ch != '\t')
+				return bad; /* CR, NUL, controls */
+		}
+		if (k == max_headers)
+			return FUT_HTTP_EHDRTOOBIG;
+		struct fut_http_header *h = &headers[k++];
+		h->name = l;
+		h->name_len = c;
+		h->value = l + vs;
+		h->value_len = ve - vs;
+		int r = 0;
+		if (fut__http_ieq(l, c, "content-length"))
+			r = parse_content_length(h->value, h->value_len, fr);
+		else if (fut__http_ieq(l, c, "transfer-encoding"))
+			r = parse_te(h->value, h->value_len, fr);
+		else if (fut__http_ieq(l, c, "connection"))
+			parse_connection(h->value, h->value_len, fr);
+		else if (fut__http_ieq(l, c, "host"))
+			fr->hosts++;
+		else if (fut__http_ieq(l, c, "expect"))
+			fr->expect_continue =
+				fut__http_ieq(h->value, h->value_len,
+					      "100-continue");
+		if (r == FUT_HTTP_EBADREQ)
+			return bad;
+		if (r)
+			return r;
+	}
+	*num = k;
+	return i == n ? 0 : bad;
+}
+
+/* "HTTP/" DIGIT "." DIGIT. Returns the minor version, or an error. */
+static int parse_version(const char *p, size_t n, int bad)
+{
+	if (n != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' ||
+	    p[5] < '0' || p[5] > '9' || p[7] < '0' || p[7] > '9')
+		return bad;
+	if (p[5] != '1')
+		return FUT_HTTP_EVERSION;
+	return p[7] - '0';
+}
+
+/* Leading empty lines before a request line are ignored (RFC 9112 2.2). */
+static size_t skip_empty_lines(const char *buf, size_t len)
+{
+	size_t s = 0;
+	while (s + 1 < len && buf[s] == '\r' && buf[s + 1] == '\n')
+		s += 2;
+	return s;
+}
+
+/* Find the end of the head (the blank line) scanning from `from`.
+ * Returns its length, or 0 when not there yet. */
+static size_t head_end(const char *buf, size_t len, size_t from, int allow_lf)
+{
+	size_t i = from;
+	while (i < len) {
+		const char *lf = memchr(buf + i, '\n', len - i);
+		if (!lf)
+			return 0;
+		size_t j = (size_t)(lf - buf);
+		/* The line before this LF is empty when the previous LF is
+		 * right before it (optionally with a CR in between). */
+		if (j >= 2 && buf[j - 1] == '\r' && buf[j - 2] == '\n')
+			return j + 1;
+		if (allow_lf && j >= 1 && buf[j - 1] == '\n')
+			return j + 1;
+		i = j + 1;
+	}
+	return 0;
+}
+
+static int request_line(const char *l, size_t ll,
+			struct fut_http_request_head *req)
+{
+	size_t i = 0;
+	while (i < ll && tchar[(unsigned char)l[i]])
+		i++;
+	if (i == 0 || i >= ll || l[i] != ' ')
+		return FUT_HTTP_EBADREQ;
+	req->method = l;
+	req->method_len = i;
+	size_t ts = ++i;
+	while (i < ll && l[i] != ' ') {
+		unsigned char c = (unsigned char)l[i];
+		if (c <= 0x20 || c >= 0x7f || c == '#')
+			return FUT_HTTP_EBADREQ;
+		i++;
+	}
+	if (i == ts || i >= ll)
+		return FUT_HTTP_EBADREQ;
+	req->target = l + ts;
+	req->target_len = i - ts;
+	int minor = parse_version(l + i + 1, ll - i - 1, FUT_HTTP_EBADREQ);
+	if (minor < 0)
+		return minor;
+	req->minor_version = minor > 1 ? 1 : minor;
+
+	/* origin-form "/p?q", absolute-form "http://h/p?q", "*" for OPTIONS,
+	 * authority-form for CONNECT. */
+	const char *t = req->target, *end = t + req->target_len;
+	const char *path = t;
+	if (t[0] != '/') {
+		const char *sch = memchr(t, ':', req->target_len);
+		if (req->target_len == 1 && t[0] == '*' &&
+		    fut__http_ieq(req->method, req->method_len, "OPTIONS")) {
+			path = t;
+		} else if (fut__http_ieq(req->method, req->method_len,
+					 "CONNECT")) {
+			path = end;
+		} else if (sch && end - sch > 3 && memcmp(sch, "://", 3) == 0) {
+			path = memchr(sch + 3, '/', (size_t)(end - sch - 3));
+			if (!path)
+				path = end;
+		} else {
+			return FUT_HTTP_EBADREQ;
+		}
+	}
+	const char *q = memchr(path, '?', (size_t)(end - path));
+	req->path = path;
+	req->path_len = (size_t)((q ? q : end) - path);
+	req->query = q ? q + 1 : NULL;
+	req->query_len = q ? (size_t)(end - q - 1) : 0;
+	return 0;
+}
+
+int fut_http_parse_request(const char *buf, size_t len, size_t last_len,
+			   struct fut_http_request_head *req,
+			   struct fut_http_header *headers, size_t max_headers,
+			   const struct fut_http_limits *limits)
+{
+	if ((!buf && len) || !req || (!headers && max_headers) ||
+	    last_len > len || bad_limits(limits))
+		return -EINVAL;
+	struct fut_http_limits lim;
+	fut__http_limits(limits, &lim);
+	if (max_headers > lim.max_headers)
+		max_headers = lim.max_headers;
+
+	size_t s = skip_empty_lines(buf, len);
+	if (s > 8)
+		return FUT_HTTP_EBADREQ;
+	/* The request line: validated as soon as it is complete. */
+	size_t from = last_len > s ? last_len : s;
+	ptrdiff_t lf = line_end(buf + s, len - s, 0);
+	if (lf == -2)
+		return FUT_HTTP_EBADREQ;
+	if (lf == -1) {
+		if (len - s > lim.max_request_line)
+			return FUT_HTTP_EURITOOLONG;
+		if (len > lim.max_header_bytes)
+			return FUT_HTTP_EHDRTOOBIG;
+		return FUT_HTTP_EINCOMPLETE;
+	}
+	size_t ll = content_len(buf + s, lf);
+	if (ll > lim.max_request_line)
+		return FUT_HTTP_EURITOOLONG;
+	memset(req, 0, sizeof(*req));
+	int r = request_line(buf + s, ll, req);
+	if (r)
+		return r;
+	size_t hs = s + (size_t)lf + 1; /* header section start */
+	if (from < hs)
+		from = hs;
+	/* The blank line may have arrived with the last bytes: look back. */
+	size_t end = head_end(buf, len, from >= hs + 2 ? from - 2 : hs - 1, 0);
+	if (!end) {
+		/* A blank line right after the request line: no headers. */
+		if (len - hs >= 2 && buf[hs] == '\r' && buf[hs + 1] == '\n')
+			end = hs + 2;
+	}
+	if (!end || end > lim.max_header_bytes) {
+		if (end > lim.max_header_bytes || len > lim.max_header_bytes)
+			return FUT_HTTP_EHDRTOOBIG;
+		return FUT_HTTP_EINCOMPLETE;
+	}
+	struct framing fr = { 0 };
+	size_t num = 0;
+	r = parse_fields(buf + hs, end - hs, 0, FUT_HTTP_EBADREQ, headers,
+			 max_headers, &num, &fr);
+	if (r)
+		return r;
+	if (req->minor_version >= 1 && fr.hosts != 1)
+		return FUT_HTTP_EBADREQ; /* RFC 9112 3.2: exactly one Host */
+	if (fr.hosts > 1)
+		return FUT_HTTP_EBADREQ;
+	if (fr.te_seen) {
+		if (fr.content_length >= 0 || req->minor_version == 0)
+			return FUT_HTTP_EBADREQ;
+		if (!fr.chunked) /* RFC 9112 6.3: 400 */
+			return FUT_HTTP_EBADREQ;
+		if (fr.te_unknown) /* RFC 9112 6.1: 501 */
+			return FUT_HTTP_ENOTIMPL;
+	}
+	if (fr.content_length > 0 && (uint64_t)fr.content_length > lim.max_body)
+		return FUT_HTTP_EBODYTOOBIG;
+	req->headers = headers;
+	req->num_headers = num;
+	req->content_length = fr.content_length;
+	req->chunked = fr.chunked;
+	req->keep_alive = req->minor_version >= 1 ? !fr.close :
+			  (fr.keep_alive && !fr.close);
+	req->expect_continue = fr.expect_continue && req->minor_version >= 1;
+	return (int)end;
+}
+
+int fut_http_parse_response(const char *buf, size_t len, size_t last_len,
+			    struct fut_http_response_head *resp,
+			    struct fut_http_header *headers, size_t max_headers,
+			    const struct fut_http_limits *limits)
+{
+	if ((!buf && len) || !resp || (!headers && max_headers) ||
+	    last_len > len || bad_limits(limits))
+		return -EINVAL;
+	struct fut_http_limits lim;
+	fut__http_limits(limits, &lim);
+	if (max_headers > lim.max_headers)
+		max_headers = lim.max_headers;
+	size_t end = head_end(buf, len, last_len >= 2 ? last_len - 2 : 0, 1);
+	if (!end || end > lim.max_header_bytes)
+		return (end > lim.max_header_bytes ||
+			len > lim.max_header_bytes) ? FUT_HTTP_EHDRTOOBIG :
+						      FUT_HTTP_EINCOMPLETE;
+	ptrdiff_t lf = line_end(buf, end, 1);
+	size_t ll = content_len(buf, lf);
+	memset(resp, 0, sizeof(*resp));
+	if (ll < 12)
+		return FUT_HTTP_EBADRESP;
+	int minor = parse_version(buf, 8, FUT_HTTP_EBADRESP);
+	if (minor == FUT_HTTP_EVERSION)
+		return FUT_HTTP_EBADRESP;
+	if (minor < 0)
+		return minor;
+	if (buf[8] != ' ' || buf[9] < '1' || buf[9] > '9' ||
+	    buf[10] < '0' || buf[10] > '9' || buf[11] < '0' || buf[11] > '9' ||
+	    (ll > 12 && buf[12] != ' '))
+		return FUT_HTTP_EBADRESP;
+	for (size_t i = 13; i < ll; i++) {
+		unsigned char c = (unsigned char)buf[i];
+		if (!is_vchar_or_obs(c) && c != ' ' && c != '\t')
+			return FUT_HTTP_EBADRESP;
+	}
+	resp->minor_version = minor > 1 ? 1 : minor;
+	resp->status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 +
+		       (buf[11] - '0');
+	resp->reason = ll > 13 ? buf + 13 : buf + ll;
+	resp->reason_len = ll > 13 ? ll - 13 : 0;
+	struct framing fr = { 0 };
+	size_t num = 0;
+	size_t hs = (size_t)lf + 1;
+	int r = parse_fields(buf + hs, end - hs, 1, FUT_HTTP_EBADRESP, headers,
+			     max_headers, &num, &fr);
+	if (r == FUT_HTTP_EBADREQ || r == FUT_HTTP_ENOTIMPL)
+		r = FUT_HTTP_EBADRESP;
+	if (r)
+		return r;
+	if (fr.te_seen && (fr.content_length >= 0 || !fr.chunked ||
+			   fr.te_unknown))
+		return FUT_HTTP_EBADRESP;
+	resp->headers = headers;
+	resp->num_headers = num;
+	resp->content_length = fr.content_length;
+	resp->chunked = fr.chunked;
+	resp->keep_alive = resp->minor_version >= 1 ? !fr.close :
+			   (fr.keep_alive && !fr.close);
+	return (int)end;
+}
+
+/* ---- chunked bodies ---- */
+
+enum {
+	CH_SIZE0 = 0, /* first hex digit of a size */
+	CH_SIZE,      /* more hex digits */
+	CH_EXT,       /* after ';' up to CR */
+	CH_SIZE_LF,   /* LF after the size line's CR */
+	CH_DATA,
+	CH_DATA_CR,
+	CH_DATA_LF,
+	CH_TRAILER0,  /* start of a trailer line (or the final CRLF) */
+	CH_TRAILER,   /* inside a trailer line */
+	CH_TRAILER_LF,
+	CH_END_LF,    /* LF of the final blank line */
+	CH_DONE,
+	CH_BWS,       /* whitespace between the size and ';' */
+};
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = lower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int fut_http_chunked_decode(struct fut_http_chunked *st, char *buf,
+			    size_t *len, size_t *rest, uint64_t max_body)
+{
+	if (!st || !len || (!buf && *len) || !rest)
+		return -EINVAL;
+	if (st->state < 0)
+		return st->state;
+	if (!max_body)
+		max_body = DEF_BODY;
+	size_t in = 0, out = 0, n = *len;
+	int err = 0;
+	while (in < n && st->state != CH_DONE) {
+		unsigned char c = (unsigned char)buf[in];
+		switch (st->state) {
+		case CH_SIZE0:
+		case CH_SIZE: {
+			int h = hexval(c);
+			if (h >= 0) {
+				if (st->remaining >> 60) {
+					err = FUT_HTTP_EBADREQ; /* overflow */
+					goto fail;
+				}
+				st->remaining = st->remaining * 16 + (uint64_t)h;
+				st->state = CH_SIZE;
+			} else if (st->state == CH_SIZE0) {
+				err = FUT_HTTP_EBADREQ;
+				goto fail;
+			} else if (c == ';') {
+				st->aux = 0;
+				st->state = CH_EXT;
+			} else if (c == ' ' || c == '\t') {
+				st->state = CH_BWS;
+			} else if (c == '\r') {
+				st->state = CH_SIZE_LF;
+			} else {
+				err = FUT_HTTP_EBADREQ;
+				goto fail;
+			}
+			in++;
+			break;
+		}
+		case CH_BWS:
+			if (c == ';') {
+				st->aux = 0;
+				st->state = CH_EXT;
+			} else if (c != ' ' && c != '\t') {
+				err = FUT_HTTP_EBADREQ;
+				goto fail;
+			}
+			in++;
+			break;
+		case CH_EXT:
+			if (c == '\r') {
+				st->state = CH_SIZE_LF;
+			} else if ((!is_vchar_or_obs(c) && c != ' ' && c != '\t') ||
+				   ++st->aux > MAX_CHUNK_EXT) {
+				err = FUT_HTTP_EBADREQ;
+				goto fail;
+			}
+			in++;
+			break;
+		case CH_SIZE_LF:
+			if (c != '\n') {
+				err = FUT_HTTP_EBADREQ;
+				goto fail;
+			}
+			in++;
+			if (st->remaining > max_body - st->total) {
+				err = FUT_HTTP_EBODYTOOBIG;
+				goto fail;
+			}
+			if (st->remaining == 0) {
+				st->aux = 0;
+				st->state = CH_TRAILER0;
+			} else {
+				st->state = CH_DATA;
+			}
+			break;
+		case CH_DATA: {
+			size_t k = n - in;
+			if (k > st->remaining)
+				k = (size_t)st->remaining;
+			if (out != in)
+				memmove(buf + out, buf + in, k);
+			out += k;
+			in += k;
+			st->remaining -= k;
+			st->total += k;
+			if (!st->remaining)
+				st->state = CH_DATA_CR;
+			break;
+		}
+		case CH_DATA_CR:
+		case CH_TRAILER_LF:
+		case CH_END_LF:
+		case CH_DATA_LF: {
+			int want = st->state == CH_DATA_CR ? '\r' : '\n';
+			if (c != want) {
+				err = FUT_HTTP_EBADREQ;
+				goto fail;
+			}
+			in++;
+			st->state = st->state == CH_DATA_CR ? CH_DATA_LF :
+				    st->state == CH_DATA_LF ? CH_SIZE0 :
+				    st->state == CH_TRAILER_LF ? CH_TRAILER0 :
+				    CH_DONE;
+			break;
+		}
+		case CH_TRAILER0:
+		case CH_TRAILER:
+			if (c == '\r') {
+				st->state = st->state == CH_TRAILER0 ?
+					    CH_END_LF : CH_TRAILER_LF;
+			} else if ((st->state == CH_TRAILER0 &&
+				    (c == ' ' || c == '\t')) ||
+				   (!is_vchar_or_obs(c) && c != ' ' &&
+				    c != '\t') ||
+				   ++st->aux > MAX_TRAILER) {
+				err = FUT_HTTP_EBADREQ; /* fold, controls */
+				goto fail;
+			} else {
+				st->state = CH_TRAILER;
+			}
+			in++;
+			break;
+		}
+	}
+	if (st->state == CH_DONE) {
+		size_t left = n - in;
+		if (left && out != in)
+			memmove(buf + out, buf + in, left);
+		*len = out;
+		*rest = left;
+		return 1;
+	}
+	*len = out;
+	*rest = 0;
+	return 0;
+fail:
+	st->state = err;
+	*len = out;
+	*rest = 0;
+	return err;
+}
+
+int fut_http_status_of(int err)
+{
+	switch (err) {
+	case FUT_HTTP_EBADREQ: return 400;
+	case FUT_HTTP_EURITOOLONG: return 414;
+	case FUT_HTTP_EHDRTOOBIG: return 431;
+	case FUT_HTTP_EBODYTOOBIG: return 413;
+	case FUT_HTTP_ENOTIMPL: return 501;
+	case FUT_HTTP_EVERSION: return 505;
+	default: return 0;
+	}
+}
+
+const char *fut_http_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 206: return "Partial Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 417: return "Expectation Failed";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}
+
+int fut_http_query_param(const char *query, size_t query_len,
+			 const char *name, const char **val, size_t *len)
+{
+	if (!query || !name || !val || !len)
+		return 0;
+	size_t nl = strlen(name), i = 0;
+	while (i < query_len) {
+		const char *amp = memchr(query + i, '&', query_len - i);
+		size_t e = amp ? (size_t)(amp - query) : query_len;
+		const char *eq = memchr(query + i, '=', e - i);
+		size_t ke = eq ? (size_t)(eq - query) : e;
+		if (ke - i == nl && memcmp(query + i, name, nl) == 0) {
+			*val = eq ? eq + 1 : query + e;
+			*len = eq ? e - ke - 1 : 0;
+			return 1;
+		}
+		i = e + 1;
+	}
+	return 0;
+}
+
+const char *fut__http_find(const struct fut_http_header *h, size_t n,
+			   const char *name, size_t *len)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (fut__http_ieq(h[i].name, h[i].name_len, name)) {
+			if (len)
+				*len = h[i].value_len;
+			return h[i].value;
+		}
+	}
+	return NULL;
+}

@@ -1,0 +1,1112 @@
+/*
+ * The HTTP/1.1 server: one listening socket and its connections on one
+ * loop, written only against the public libfuture API.
+ *
+ * A connection handles one request at a time: read the head, read the
+ * body, call the handler, send the response, then parse whatever the
+ * client pipelined behind it. Responses are therefore in request order
+ * without any reordering queue, and the request's views into the input
+ * buffer stay valid while the handler runs (nothing is read meanwhile).
+ *
+ * A connection has at most one I/O future of its own pending (c->io);
+ * timeouts are one periodic sweep over the connections that cancels that
+ * future, rather than a timer per request.
+ *
+ * Errors found by the parser are answered with their status and
+ * "Connection: close", then the connection lingers (write side shut,
+ * input discarded for a moment) so the client reads the answer instead
+ * of a reset.
+ */
+#include "http-internal.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEF_BACKLOG 511
+#define DEF_MAX_CONN 10000
+#define DEF_HEADER_TIMEOUT 10000
+#define DEF_BODY_TIMEOUT 30000
+#define DEF_IDLE_TIMEOUT 60000
+#define DEF_WRITE_TIMEOUT 30000
+#define DEF_HIGH_WATER 65536
+#define LINGER_MS 1000
+#define LINGER_BYTES (256 * 1024)
+#define INBUF_MIN 4096
+#define EMFILE_PAUSE_MS 100
+
+enum phase {
+	P_HEAD,    /* waiting for (the rest of) a request head */
+	P_BODY,    /* reading the body */
+	P_HANDLER, /* the handler has the request */
+	P_LINGER,  /* error sent, write side shut, discarding input */
+	P_CLOSED,  /* fd closed, waiting for the handler to let go */
+};
+
+struct outbuf {
+	char *p;
+	size_t len, cap;
+};
+
+struct waiter {
+	struct waiter *next;
+	fut *f;
+	size_t len;
+};
+
+struct conn;
+
+struct fut_http_req {
+	struct conn *c;
+	struct fut_http_request_head head;
+	char *body;
+	size_t body_len;
+	struct outbuf hdrs;  /* extra response header lines */
+	int head_only;       /* HEAD: no body bytes go out */
+	int started;         /* status line sent (respond or stream_begin) */
+	int streaming;
+	int ended;           /* the handler is done with it */
+	int close_after;     /* Connection: close on the response */
+	int failed;          /* a send failed: error of later writes */
+	struct waiter *waiters, **wtail;
+};
+
+struct conn {
+	struct conn *next, *prev;
+	fut_http_server *srv; /* NULL once detached by shutdown or free */
+	fut_loop *loop;
+	int fd;
+	enum phase phase;
+	fut *io;            /* our pending recv or send, borrowed */
+	int io_is_send;
+	int closing;        /* close once io and the handler are done */
+	int timed_out;
+	uint64_t deadline;  /* loop ms; 0: none */
+	char *in;
+	size_t in_len, in_cap;
+	size_t seen;        /* bytes the head parser already looked at */
+	size_t head_len;
+	const char *head_base; /* c->in when the head was parsed */
+	size_t dec_end;     /* chunked: end of the decoded body so far */
+	struct fut_http_chunked ch;
+	struct outbuf out;  /* being sent */
+	struct outbuf next_out; /* queued behind it */
+	size_t lingered;
+	size_t high_water;
+	struct fut_http_req req;
+	struct fut_http_header *hdrv;
+};
+
+/* Outlives the server: the accept, pause and deadline futures' callbacks
+ * may run after fut_http_server_free (cancellation can be asynchronous). */
+struct anchor {
+	fut_http_server *srv;
+	int pending;
+};
+
+struct fut_http_server {
+	fut_loop *loop;
+	struct fut_http_server_opts o;
+	struct fut_http_limits lim;
+	int lfd;
+	int port;
+	struct anchor *anchor;
+	fut *accept_f, *pause_f, *deadline_f;
+	int accepting;
+	struct conn *conns;
+	unsigned nconns;
+	fut_timer *sweep;
+	int stopping;
+	fut *shutdown_f;
+};
+
+static void conn_read(struct conn *c);
+static void conn_next(struct conn *c);
+static void conn_close(struct conn *c);
+static void flush(struct conn *c);
+static void start_accept(fut_http_server *s);
+
+/* ---- buffers ---- */
+
+static int out_reserve(struct outbuf *b, size_t more)
+{
+	if (b->len + more <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 1024;
+	while (cap < b->len + more)
+		cap *= 2;
+	char *p = realloc(b->p, cap);
+	if (!p)
+		return -ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static int out_add(struct outbuf *b, const void *p, size_t n)
+{
+	if (out_reserve(b, n))
+		return -ENOMEM;
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+/* The IMF-fixdate of the current second, regenerated once a second. */
+static const char *http_date(void)
+{
+	static __thread time_t last;
+	static __thread char buf[40];
+	time_t now = time(NULL);
+	if (now != last) {
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		last = now;
+	}
+	return buf;
+}
+
+/* ---- connection lifecycle ---- */
+
+static uint64_t now_ms(struct conn *c)
+{
+	return fut_loop_now(c->loop);
+}
+
+static void detach(struct conn *c)
+{
+	fut_http_server *s = c->srv;
+	if (!s)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->srv = NULL;
+	s->nconns--;
+	if (s->stopping && !s->nconns && s->shutdown_f)
+		fut_resolve(s->shutdown_f, 0);
+	else if (!s->stopping && !s->accepting && !s->pause_f)
+		start_accept(s); /* below the cap again */
+}
+
+static void fail_waiters(struct fut_http_req *r, int err)
+{
+	struct waiter *w;
+	while ((w = r->waiters)) {
+		r->waiters = w->next;
+		fut_reject(w->f, err);
+		fut_unref(w->f);
+		free(w);
+	}
+	r->wtail = &r->waiters;
+}
+
+static void conn_free(struct conn *c)
+{
+	detach(c);
+	fail_waiters(&c->req, -EPIPE);
+	free(c->in);
+	free(c->out.p);
+	free(c->next_out.p);
+	free(c->req.hdrs.p);
+	free(c->hdrv);
+	free(c);
+}
+
+/* Close the fd now; free once no I/O is pending and the handler has let
+ * go of the request. */
+static void conn_close(struct conn *c)
+{
+	c->closing = 1;
+	if (c->io) {
+		fut_cancel(c->io);
+		return; /* its callback comes back here */
+	}
+	if (c->fd >= 0) {
+		fut_unref(fut_close(c->loop, c->fd));
+		c->fd = -1;
+	}
+	if (c->phase == P_HANDLER && !c->req.ended) {
+		c->phase = P_CLOSED;
+		detach(c);
+		return;
+	}
+	conn_free(c);
+}
+
+/* ---- responses ---- */
+
+static int status_ok(int status)
+{
+	return status >= 100 && status <= 999;
+}
+
+static int no_body_status(int status)
+{
+	return (status >= 100 && status < 200) || status == 204 ||
+	       status == 304;
+}
+
+/* Status line and headers into c->next_out (or out when idle). */
+static int put_head(struct conn *c, int status, int64_t length)
+{
+	struct fut_http_req *r = &c->req;
+	struct outbuf *b = &c->next_out;
+	char line[256];
+	int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\nDate: %s\r\n",
+			 status, fut_http_reason(status), http_date());
+	if (out_add(b, line, (size_t)n) || out_add(b, r->hdrs.p, r->hdrs.len))
+		return -ENOMEM;
+	int ka = r->head.keep_alive && !r->close_after && c->srv &&
+		 !c->srv->stopping;
+	if (length >= 0 && !no_body_status(status)) {
+		n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n",
+			     (long long)length);
+		if (out_add(b, line, (size_t)n))
+			return -ENOMEM;
+	} else if (length < 0 && !no_body_status(status)) {
+		if (r->head.minor_version >= 1) {
+			if (out_add(b, "Transfer-Encoding: chunked\r\n", 28))
+				return -ENOMEM;
+		} else {
+			ka = 0; /* HTTP/1.0: the close ends the body */
+		}
+	}
+	if (!ka)
+		r->close_after = 1;
+	const char *conn = !ka ? "Connection: close\r\n\r\n" :
+			   r->head.minor_version == 0 ?
+			   "Connection: keep-alive\r\n\r\n" : "\r\n";
+	return out_add(b, conn, strlen(conn));
+}
+
+static int check_req(fut_http_req *r)
+{
+	return !r || r->ended ? -EINVAL : 0;
+}
+
+int fut_http_resp_header(fut_http_req *r, const char *name, const char *value)
+{
+	if (check_req(r) || r->started || !name || !value || !*name)
+		return -EINVAL;
+	for (const char *p = name; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch <= 0x20 || ch >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", ch))
+			return -EINVAL;
+	}
+	for (const char *p = value; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return -EINVAL; /* no header injection */
+	}
+	size_t nl = strlen(name);
+	if (fut__http_ieq(name, nl, "content-length") ||
+	    fut__http_ieq(name, nl, "transfer-encoding") ||
+	    fut__http_ieq(name, nl, "date"))
+		return -EINVAL; /* the server owns framing */
+	if (fut__http_ieq(name, nl, "connection")) {
+		if (!fut__http_ieq(value, strlen(value), "close"))
+			return -EINVAL;
+		r->close_after = 1;
+		return 0;
+	}
+	if (out_add(&r->hdrs, name, nl) || out_add(&r->hdrs, ": ", 2) ||
+	    out_add(&r->hdrs, value, strlen(value)) ||
+	    out_add(&r->hdrs, "\r\n", 2))
+		return -ENOMEM;
+	return 0;
+}
+
+/* The handler is done with the request: once all is sent, go on. */
+static void req_end(struct conn *c)
+{
+	c->req.ended = 1;
+	if (c->phase == P_CLOSED) {
+		conn_free(c);
+		return;
+	}
+	flush(c);
+}
+
+int fut_http_respond(fut_http_req *r, int status, const void *body,
+		     size_t len)
+{
+	if (check_req(r) || r->started || !status_ok(status) ||
+	    (len && !body) || status < 200)
+		return -EINVAL;
+	struct conn *c = r->c;
+	r->started = 1;
+	if (c->phase == P_CLOSED) {
+		req_end(c);
+		return -EPIPE;
+	}
+	int e = put_head(c, status, (int64_t)len);
+	if (!e && !r->head_only && !no_body_status(status))
+		e = out_add(&c->next_out, body, len);
+	if (e) {
+		r->close_after = 1;
+		c->next_out.len = 0;
+	}
+	req_end(c);
+	return e;
+}
+
+int fut_http_stream_begin(fut_http_req *r, int status)
+{
+	if (check_req(r) || r->started || !status_ok(status) || status < 200)
+		return -EINVAL;
+	struct conn *c = r->c;
+	r->started = 1;
+	r->streaming = 1;
+	if (c->phase == P_CLOSED)
+		return -EPIPE;
+	int e = put_head(c, status, -1);
+	if (e)
+		return e;
+	flush(c);
+	return 0;
+}
+
+static int chunked_out(struct fut_http_req *r)
+{
+	return r->head.minor_version >= 1;
+}
+
+fut *fut_http_stream_write(fut_http_req *r, const void *buf, size_t len)
+{
+	if (check_req(r))
+		return NULL;
+	struct conn *c = r->c;
+	if (!r->streaming || (len && !buf))
+		return fut_rejected(c->loop, -EINVAL);
+	if (r->failed || c->phase == P_CLOSED)
+		return fut_rejected(c->loop, r->failed ? r->failed : -EPIPE);
+	if (!len || r->head_only)
+		return fut_resolved(c->loop, (int64_t)len);
+	char pre[24];
+	int n = chunked_out(r) ? snprintf(pre, sizeof(pre), "%zx\r\n", len) : 0;
+	if (out_add(&c->next_out, pre, (size_t)n) ||
+	    out_add(&c->next_out, buf, len) ||
+	    (chunked_out(r) && out_add(&c->next_out, "\r\n", 2)))
+		return fut_rejected(c->loop, -ENOMEM);
+	flush(c);
+	if (c->out.len + c->next_out.len <= c->high_water)
+		return fut_resolved(c->loop, (int64_t)len);
+	/* Backpressure: this write's future waits for the peer. */
+	struct waiter *w = malloc(sizeof(*w));
+	fut *f = w ? fut_new(c->loop) : NULL;
+	if (!f) {
+		free(w);
+		return fut_rejected(c->loop, -ENOMEM);
+	}
+	w->f = fut_ref(f);
+	w->len = len;
+	w->next = NULL;
+	*r->wtail = w;
+	r->wtail = &w->next;
+	return f;
+}
+
+int fut_http_stream_end(fut_http_req *r)
+{
+	if (check_req(r) || !r->streaming)
+		return -EINVAL;
+	struct conn *c = r->c;
+	int e = r->failed;
+	if (c->phase != P_CLOSED && !r->failed && !r->head_only &&
+	    chunked_out(r) && out_add(&c->next_out, "0\r\n\r\n", 5))
+		r->close_after = 1;
+	if (c->phase == P_CLOSED && !e)
+		e = -EPIPE;
+	req_end(c);
+	return e;
+}
+
+/* ---- requests in, responses out ---- */
+
+static void on_sent(fut *f, void *arg)
+{
+	struct conn *c = arg;
+	int err = fut_error(f);
+	c->io = NULL;
+	c->out.len = 0;
+	if (err < 0) {
+		c->req.failed = err;
+		fail_waiters(&c->req, err);
+		conn_close(c);
+		return;
+	}
+	if (c->closing) {
+		conn_close(c);
+		return;
+	}
+	/* Release writers waiting for room. */
+	while (c->req.waiters && c->next_out.len <= c->high_water) {
+		struct waiter *w = c->req.waiters;
+		c->req.waiters = w->next;
+		if (!c->req.waiters)
+			c->req.wtail = &c->req.waiters;
+		fut_resolve(w->f, (int64_t)w->len);
+		fut_unref(w->f);
+		free(w);
+	}
+	flush(c);
+}
+
+static void linger_start(struct conn *c);
+
+/* The response is out: next request, or close. */
+static void finish_request(struct conn *c)
+{
+	struct fut_http_req *r = &c->req;
+	int close_after = r->close_after;
+	size_t consumed = c->dec_end;
+	r->hdrs.len = 0;
+	r->started = r->streaming = r->ended = r->failed = 0;
+	r->body = NULL;
+	r->body_len = 0;
+	if (consumed < c->in_len)
+		memmove(c->in, c->in + consumed, c->in_len - consumed);
+	c->in_len -= consumed;
+	c->dec_end = 0;
+	if (close_after)
+		linger_start(c);
+	else
+		conn_next(c);
+}
+
+static void flush(struct conn *c)
+{
+	if (c->io || c->fd < 0)
+		return;
+	if (!c->out.len && c->next_out.len) {
+		struct outbuf t = c->out;
+		c->out = c->next_out;
+		c->next_out = t;
+	}
+	if (c->out.len) {
+		if (c->srv)
+			c->deadline = now_ms(c) + c->srv->o.write_timeout_ms;
+		fut *f = fut_send(c->loop, c->fd, c->out.p, c->out.len,
+				  MSG_NOSIGNAL);
+		if (!f) {
+			conn_close(c);
+			return;
+		}
+		c->io = f;
+		c->io_is_send = 1;
+		fut_on_done(f, on_sent, c);
+		return;
+	}
+	if (c->phase == P_HANDLER && c->req.ended)
+		finish_request(c);
+}
+
+static void on_recv(fut *f, void *arg);
+
+static void conn_read(struct conn *c)
+{
+	if (c->in_len == c->in_cap) {
+		size_t cap = c->in_cap ? c->in_cap * 2 : INBUF_MIN;
+		char *p = realloc(c->in, cap);
+		if (!p) {
+			conn_close(c);
+			return;
+		}
+		c->in = p;
+		c->in_cap = cap;
+	}
+	fut *f = fut_recv(c->loop, c->fd, c->in + c->in_len,
+			  c->in_cap - c->in_len, 0);
+	if (!f) {
+		conn_close(c);
+		return;
+	}
+	c->io = f;
+	c->io_is_send = 0;
+	fut_on_done(f, on_recv, c);
+}
+
+static void error_response(struct conn *c, int status)
+{
+	const char *reason = fut_http_reason(status);
+	char buf[512];
+	int n = snprintf(buf, sizeof(buf),
+			 "HTTP/1.1 %d %s\r\nDate: %s\r\n"
+			 "Content-Type: text/plain\r\nContent-Length: %zu\r\n"
+			 "Connection: close\r\n\r\n%s\n",
+			 status, reason, http_date(), strlen(reason) + 1, reason);
+	c->phase = P_HANDLER;
+	c->req.ended = 1;
+	c->req.close_after = 1;
+	c->dec_end = c->in_len; /* nothing after this is read */
+	if (out_add(&c->next_out, buf, (size_t)n)) {
+		conn_close(c);
+		return;
+	}
+	flush(c);
+}
+
+static void linger_start(struct conn *c)
+{
+	c->phase = P_LINGER;
+	shutdown(c->fd, SHUT_WR);
+	c->deadline = now_ms(c) + LINGER_MS;
+	c->lingered = 0;
+	c->in_len = 0;
+	conn_read(c);
+}
+
+static int known_method(const char *m, size_t n)
+{
+	static const char *const methods[] = {
+		"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE",
+		"PATCH",
+	};
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (n == strlen(methods[i]) && memcmp(m, methods[i], n) == 0)
+			return 1;
+	return 0;
+}
+
+static int64_t coro_entry(void *arg)
+{
+	struct conn *c = arg;
+	if (!c->srv) { /* freed before the coroutine started */
+		fut_http_respond(&c->req, 503, NULL, 0);
+		return 0;
+	}
+	c->srv->o.handler(&c->req, c->srv->o.arg);
+	return 0;
+}
+
+static void dispatch(struct conn *c)
+{
+	fut_http_server *s = c->srv;
+	struct fut_http_req *r = &c->req;
+	if (c->head_base != c->in) {
+		/* The buffer moved while the body came in: take the views
+		 * again (the head parses the same way twice). */
+		fut_http_parse_request(c->in, c->head_len, 0, &r->head, c->hdrv,
+				       s->lim.max_headers, &s->lim);
+	}
+	r->c = c;
+	r->head_only = fut__http_ieq(r->head.method, r->head.method_len,
+				     "HEAD");
+	r->close_after = !r->head.keep_alive;
+	if (r->head.chunked) {
+		r->body = c->in + c->head_len;
+		r->body_len = c->dec_end - c->head_len;
+	} else if (r->head.content_length > 0) {
+		r->body = c->in + c->head_len;
+		r->body_len = (size_t)r->head.content_length;
+	}
+	c->phase = P_HANDLER;
+	c->deadline = 0;
+	if (s->o.coroutine) {
+		fut *f = fut_spawn(c->loop, coro_entry, c);
+		if (!f) {
+			error_response(c, 503);
+			return;
+		}
+		fut_unref(f);
+		return;
+	}
+	s->o.handler(r, s->o.arg);
+}
+
+static void process_input(struct conn *c)
+{
+	fut_http_server *s = c->srv;
+	struct fut_http_req *r = &c->req;
+	if (c->phase == P_HEAD) {
+		int n = fut_http_parse_request(c->in, c->in_len, c->seen,
+					       &r->head, c->hdrv,
+					       s->lim.max_headers, &s->lim);
+		if (n == FUT_HTTP_EINCOMPLETE) {
+			if (!c->seen)
+				c->deadline = now_ms(c) +
+					      s->o.header_timeout_ms;
+			c->seen = c->in_len;
+			if (c->in_len == c->in_cap &&
+			    c->in_cap > s->lim.max_header_bytes) {
+				error_response(c, 431);
+				return;
+			}
+			conn_read(c);
+			return;
+		}
+		if (n < 0) {
+			int st = fut_http_status_of(n);
+			error_response(c, st ? st : 400);
+			return;
+		}
+		c->head_len = (size_t)n;
+		c->head_base = c->in;
+		c->seen = 0;
+		if (!known_method(r->head.method, r->head.method_len)) {
+			error_response(c, 501);
+			return;
+		}
+		if (!r->head.chunked && r->head.content_length <= 0) {
+			c->dec_end = c->head_len;
+			dispatch(c);
+			return;
+		}
+		c->phase = P_BODY;
+		c->deadline = now_ms(c) + s->o.body_timeout_ms;
+		c->dec_end = c->head_len;
+		memset(&c->ch, 0, sizeof(c->ch));
+		if (r->head.expect_continue && c->in_len == c->head_len)
+			fut_unref(fut_send(c->loop, c->fd,
+					   "HTTP/1.1 100 Continue\r\n\r\n", 25,
+					   MSG_NOSIGNAL));
+		if (!r->head.chunked) {
+			size_t need = c->head_len +
+				      (size_t)r->head.content_length;
+			if (need > c->in_cap) {
+				char *p = realloc(c->in, need);
+				if (!p) {
+					conn_close(c);
+					return;
+				}
+				c->in = p;
+				c->in_cap = need;
+			}
+		}
+	}
+	/* P_BODY */
+	if (!r->head.chunked) {
+		size_t need = c->head_len + (size_t)r->head.content_length;
+		if (c->in_len >= need) {
+			c->dec_end = need;
+			dispatch(c);
+		} else {
+			conn_read(c);
+		}
+		return;
+	}
+	size_t n = c->in_len - c->dec_end, rest;
+	int rc = fut_http_chunked_decode(&c->ch, c->in + c->dec_end, &n, &rest,
+					 s->lim.max_body);
+	if (rc < 0) {
+		int st = fut_http_status_of(rc);
+		error_response(c, st ? st : 400);
+		return;
+	}
+	c->dec_end += n;
+	if (rc == 1) {
+		c->in_len = c->dec_end + rest;
+		dispatch(c);
+		return;
+	}
+	c->in_len = c->dec_end;
+	if (c->in_len == c->in_cap &&
+	    c->in_cap >= c->head_len + s->lim.max_body + 65536) {
+		error_response(c, 413);
+		return;
+	}
+	conn_read(c);
+}
+
+static void on_recv(fut *f, void *arg)
+{
+	struct conn *c = arg;
+	int64_t n = fut_error(f) ? fut_error(f) : fut_value(f);
+	c->io = NULL;
+	if (c->closing || !c->srv) {
+		conn_close(c);
+		return;
+	}
+	if (c->phase == P_LINGER) {
+		c->lingered += n > 0 ? (size_t)n : 0;
+		c->in_len = 0;
+		if (n > 0 && c->lingered < LINGER_BYTES && !c->timed_out)
+			conn_read(c);
+		else
+			conn_close(c);
+		return;
+	}
+	if (n == -ECANCELED && c->timed_out) {
+		c->timed_out = 0;
+		if (c->phase == P_BODY || (c->phase == P_HEAD && c->seen))
+			error_response(c, 408);
+		else
+			conn_close(c); /* idle keep-alive, or nothing sent */
+		return;
+	}
+	if (n <= 0) { /* EOF, reset: nobody to answer */
+		conn_close(c);
+		return;
+	}
+	c->in_len += (size_t)n;
+	process_input(c);
+}
+
+static void conn_next(struct conn *c)
+{
+	fut_http_server *s = c->srv;
+	if (!s || s->stopping) {
+		conn_close(c);
+		return;
+	}
+	c->phase = P_HEAD;
+	c->seen = 0;
+	c->timed_out = 0;
+	if (c->in_len) {
+		process_input(c);
+		return;
+	}
+	c->deadline = now_ms(c) + s->o.idle_timeout_ms;
+	conn_read(c);
+}
+
+/* ---- accepting ---- */
+
+static void conn_new(fut_http_server *s, int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	struct fut_http_header *hv =
+		c ? malloc(s->lim.max_headers * sizeof(*hv)) : NULL;
+	if (!hv) {
+		free(c);
+		close(fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->hdrv = hv;
+	c->srv = s;
+	c->loop = s->loop;
+	c->fd = fd;
+	c->high_water = s->o.stream_high_water;
+	c->req.wtail = &c->req.waiters;
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	c->phase = P_HEAD;
+	c->seen = 0;
+	/* A new connection has header_timeout to send its first request. */
+	c->deadline = now_ms(c) + s->o.header_timeout_ms;
+	conn_read(c);
+}
+
+static void anchor_done(struct anchor *a)
+{
+	if (--a->pending == 0 && !a->srv)
+		free(a);
+}
+
+static void on_pause(fut *f, void *arg)
+{
+	(void)f;
+	struct anchor *a = arg;
+	fut_http_server *s = a->srv;
+	anchor_done(a);
+	if (!s)
+		return;
+	s->pause_f = NULL;
+	start_accept(s);
+}
+
+static void on_accept(fut *f, void *arg)
+{
+	struct anchor *a = arg;
+	fut_http_server *s = a->srv;
+	int64_t v = fut_error(f) ? fut_error(f) : fut_value(f);
+	anchor_done(a);
+	if (!s) {
+		if (v >= 0)
+			close((int)v);
+		return;
+	}
+	s->accepting = 0;
+	s->accept_f = NULL;
+	if (v >= 0) {
+		conn_new(s, (int)v);
+	} else if (v == -EMFILE || v == -ENFILE || v == -ENOBUFS ||
+		   v == -ENOMEM) {
+		/* Out of descriptors: the connection waits in the backlog;
+		 * try again shortly instead of spinning. */
+		s->pause_f = fut_sleep(s->loop, EMFILE_PAUSE_MS);
+		if (s->pause_f) {
+			a->pending++;
+			fut_on_done(s->pause_f, on_pause, a);
+		}
+		return;
+	} else if (v == -ECANCELED || v == -EBADF || v == -EINVAL ||
+		   v == -ENOTSOCK || s->stopping) {
+		return;
+	}
+	start_accept(s);
+}
+
+static void start_accept(fut_http_server *s)
+{
+	if (s->stopping || s->accepting || s->pause_f || s->lfd < 0 ||
+	    s->nconns >= s->o.max_connections)
+		return;
+	fut *f = fut_accept(s->loop, s->lfd, NULL, NULL);
+	if (!f)
+		return;
+	s->accepting = 1;
+	s->accept_f = f;
+	s->anchor->pending++;
+	fut_on_done(f, on_accept, s->anchor);
+}
+
+/* ---- timeouts ---- */
+
+static void sweep(fut_timer *t, void *arg)
+{
+	(void)t;
+	fut_http_server *s = arg;
+	uint64_t now = fut_loop_now(s->loop);
+	for (struct conn *c = s->conns; c; c = c->next) {
+		if (c->deadline && now >= c->deadline && c->io &&
+		    !c->timed_out) {
+			c->timed_out = 1;
+			fut_cancel(c->io);
+		}
+	}
+}
+
+static unsigned min_u(unsigned a, unsigned b)
+{
+	return a < b ? a : b;
+}
+
+/* ---- the server ---- */
+
+int fut_http_server_new(fut_loop *loop, const struct fut_http_server_opts *o,
+			fut_http_server **out)
+{
+	if (out)
+		*out = NULL;
+	if (!loop || !o || !out || !o->handler || o->port < 0 ||
+	    o->port > 65535 || o->backlog < 0)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(o->reserved) / sizeof(o->reserved[0]); i++)
+		if (o->reserved[i])
+			return -EINVAL;
+	for (size_t i = 0; i < 4; i++)
+		if (o->limits.reserved[i])
+			return -EINVAL;
+	fut_http_server *s = calloc(1, sizeof(*s));
+	struct anchor *a = calloc(1, sizeof(*a));
+	if (!s || !a) {
+		free(s);
+		free(a);
+		return -ENOMEM;
+	}
+	s->loop = loop;
+	s->o = *o;
+	s->anchor = a;
+	a->srv = s;
+	fut__http_limits(&o->limits, &s->lim);
+	if (!s->o.backlog)
+		s->o.backlog = DEF_BACKLOG;
+	if (!s->o.max_connections)
+		s->o.max_connections = DEF_MAX_CONN;
+	if (!s->o.header_timeout_ms)
+		s->o.header_timeout_ms = DEF_HEADER_TIMEOUT;
+	if (!s->o.body_timeout_ms)
+		s->o.body_timeout_ms = DEF_BODY_TIMEOUT;
+	if (!s->o.idle_timeout_ms)
+		s->o.idle_timeout_ms = DEF_IDLE_TIMEOUT;
+	if (!s->o.write_timeout_ms)
+		s->o.write_timeout_ms = DEF_WRITE_TIMEOUT;
+	if (!s->o.stream_high_water)
+		s->o.stream_high_water = DEF_HIGH_WATER;
+	s->lfd = -1;
+
+	struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+				  .ai_socktype = SOCK_STREAM };
+	struct addrinfo *ai = NULL;
+	char port[8];
+	snprintf(port, sizeof(port), "%d", o->port);
+	int gai = getaddrinfo(o->host ? o->host : "0.0.0.0", port, &hints, &ai);
+	int err = 0;
+	if (gai) {
+		err = gai == EAI_SYSTEM ? -errno : FUT_HTTP_EBADURL;
+		goto fail;
+	}
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			0);
+	if (fd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	s->lfd = fd;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (o->reuseport &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+		err = -errno;
+		goto fail;
+	}
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+	    listen(fd, s->o.backlog) < 0) {
+		err = -errno;
+		goto fail;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	s->port = ntohs(ss.ss_family == AF_INET6 ?
+			((struct sockaddr_in6 *)&ss)->sin6_port :
+			((struct sockaddr_in *)&ss)->sin_port);
+	freeaddrinfo(ai);
+	ai = NULL;
+	unsigned tick = min_u(min_u(s->o.header_timeout_ms, s->o.body_timeout_ms),
+			      min_u(s->o.idle_timeout_ms, s->o.write_timeout_ms));
+	tick = tick / 4 < 10 ? 10 : tick / 4 > 1000 ? 1000 : tick / 4;
+	s->sweep = fut_timer_new(loop, tick, sweep, s);
+	if (!s->sweep) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	start_accept(s);
+	*out = s;
+	return 0;
+fail:
+	if (ai)
+		freeaddrinfo(ai);
+	if (s->lfd >= 0)
+		close(s->lfd);
+	free(a);
+	free(s);
+	return err;
+}
+
+int fut_http_server_port(const fut_http_server *s)
+{
+	return s ? s->port : -EINVAL;
+}
+
+static void on_deadline(fut *f, void *arg)
+{
+	(void)f;
+	struct anchor *a = arg;
+	fut_http_server *s = a->srv;
+	anchor_done(a);
+	if (!s)
+		return;
+	s->deadline_f = NULL;
+	while (s->conns) {
+		struct conn *c = s->conns;
+		detach(c);
+		conn_close(c);
+	}
+}
+
+static void stop_listening(fut_http_server *s)
+{
+	s->stopping = 1;
+	if (s->accept_f)
+		fut_cancel(s->accept_f);
+	if (s->pause_f)
+		fut_cancel(s->pause_f);
+	if (s->lfd >= 0) {
+		fut_unref(fut_close(s->loop, s->lfd));
+		s->lfd = -1;
+	}
+}
+
+fut *fut_http_server_shutdown(fut_http_server *s, unsigned deadline_ms)
+{
+	if (!s)
+		return NULL;
+	if (s->shutdown_f)
+		return fut_ref(s->shutdown_f);
+	s->shutdown_f = fut_new(s->loop);
+	if (!s->shutdown_f)
+		return NULL;
+	stop_listening(s);
+	/* Idle connections go now; the others after their response. */
+	struct conn *c = s->conns, *n;
+	for (; c; c = n) {
+		n = c->next;
+		if ((c->phase == P_HEAD && !c->seen && !c->in_len) ||
+		    c->phase == P_LINGER)
+			conn_close(c);
+		else
+			c->req.close_after = 1;
+	}
+	if (!s->nconns) {
+		fut_resolve(s->shutdown_f, 0);
+	} else {
+		s->deadline_f = fut_sleep(s->loop, deadline_ms);
+		if (s->deadline_f) {
+			s->anchor->pending++;
+			fut_on_done(s->deadline_f, on_deadline, s->anchor);
+		}
+	}
+	return fut_ref(s->shutdown_f);
+}
+
+void fut_http_server_free(fut_http_server *s)
+{
+	if (!s)
+		return;
+	stop_listening(s);
+	if (s->deadline_f)
+		fut_cancel(s->deadline_f);
+	if (s->sweep)
+		fut_timer_free(s->sweep);
+	while (s->conns) {
+		struct conn *c = s->conns;
+		detach(c);
+		conn_close(c);
+	}
+	if (s->shutdown_f) {
+		fut_reject(s->shutdown_f, -ECANCELED); /* no-op if resolved */
+		fut_unref(s->shutdown_f);
+	}
+	s->anchor->srv = NULL;
+	if (!s->anchor->pending)
+		free(s->anchor);
+	free(s);
+}
+
+/* ---- request accessors ---- */
+
+const struct fut_http_request_head *fut_http_req_head(const fut_http_req *r)
+{
+	return r ? &r->head : NULL;
+}
+
+const char *fut_http_req_header(const fut_http_req *r, const char *name,
+				size_t *len)
+{
+	if (!r || !name)
+		return NULL;
+	return fut__http_find(r->head.headers, r->head.num_headers, name, len);
+}
+
+const void *fut_http_req_body(const fut_http_req *r, size_t *len)
+{
+	if (!r)
+		return NULL;
+	if (len)
+		*len = r->body_len;
+	return r->body;
+}
+
+fut_loop *fut_http_req_loop(const fut_http_req *r)
+{
+	return r ? r->c->loop : NULL;
+}
