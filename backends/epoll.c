@@ -148,9 +148,12 @@ static int ensure_registered(struct ep *ep, struct fdstate *fs, int fd)
  * (whatever a previous holder of that number left behind). */
 static void adopt_accepted(struct ep *ep, int nfd)
 {
-	struct fdstate *fs = fdstate(ep, nfd);
-	if (!fs)
+	/* Never grow the table here: this runs inside attempt(), whose
+	 * callers hold pointers into it. A number past its end has no
+	 * state yet; fdstate() zeroes it when it is first used. */
+	if ((size_t)nfd >= ep->nfds)
 		return;
+	struct fdstate *fs = &ep->fds[nfd];
 	if (fs->registered)
 		(void)epoll_ctl(ep->epfd, EPOLL_CTL_DEL, nfd, NULL);
 	fs->registered = false;

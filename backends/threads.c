@@ -14,7 +14,8 @@
  *
  * Workers: started on demand, one per operation blocked at a time (a
  * blocked recv holds its worker), up to MAX_WORKERS; idle ones wait on a
- * condition variable.
+ * condition variable. A new one starts whenever the queued ops outnumber
+ * the idle workers.
  *
  * Cancellation: a queued operation is withdrawn at once. A blocked one is
  * interrupted with a signal (SIGRTMIN + 7, handler installed without
@@ -41,7 +42,7 @@
 enum { Q_READ = FUT__SIDE_READ, Q_WRITE = FUT__SIDE_WRITE,
        Q_POLL = FUT__SIDE_POLL, NQ = FUT__NSIDES };
 /* op->bq: where the op is. */
-enum { B_NONE = 0, B_FDQ, B_RUNQ, B_RUNNING };
+enum { B_NONE = 0, B_FDQ, B_RUNQ, B_RUNNING, B_DONE };
 
 struct fdstate {
 	struct fut__opq q[NQ];
@@ -61,6 +62,7 @@ struct thr {
 	struct fut__opq runq;
 	pthread_t workers[MAX_WORKERS];
 	unsigned nworkers, idle;
+	size_t nrunq; /* ops in runq: more than idle workers means start one */
 	bool stopping;
 };
 
@@ -128,6 +130,7 @@ static void *worker(void *arg)
 			break;
 		struct fut__op *op = t->runq.head;
 		fut__opq_unlink(&t->runq, op);
+		t->nrunq--;
 		op->bq = B_RUNNING;
 		OP_WORKER(op) = (uint64_t)pthread_self();
 		bool cancelled = OP_CANCEL(op);
@@ -135,6 +138,9 @@ static void *worker(void *arg)
 		op->stop_on_eintr = true;
 		int64_t res = cancelled ? -ECANCELED : fut__op_exec_blocking(op);
 		pthread_mutex_lock(&t->lock);
+		/* Finished: from now on a cancel (or its re-send) must not
+		 * signal this thread, which moves on to other ops. */
+		op->bq = B_DONE;
 		if (OP_CANCEL(op) && (res == -EINTR || res == -ECANCELED))
 			res = -ECANCELED;
 		op->u.be[3] = (uint64_t)res;
@@ -156,7 +162,11 @@ static void dispatch(struct thr *t, struct fut__op *op)
 	pthread_mutex_lock(&t->lock);
 	op->bq = B_RUNQ;
 	fut__opq_append(&t->runq, op);
-	if (t->idle == 0 && t->nworkers < MAX_WORKERS) {
+	/* An idle worker counts as idle until it wakes up and takes an op:
+	 * compare with the queue, not with zero, or two dispatches before
+	 * it wakes would both rely on it and the second op would wait for
+	 * a worker that never comes. */
+	if (++t->nrunq > t->idle && t->nworkers < MAX_WORKERS) {
 		pthread_attr_t attr;
 		pthread_attr_init(&attr);
 		pthread_attr_setstacksize(&attr, 128 * 1024);
@@ -272,6 +282,7 @@ static int th_cancel(struct fut_loop *loop, struct fut__op *op)
 	}
 	if (op->bq == B_RUNQ) {
 		fut__opq_unlink(&t->runq, op);
+		t->nrunq--;
 		pthread_mutex_unlock(&t->lock);
 		int fd = op->fd, qi = (int)OP_QI(op);
 		t->fds[fd].running[qi] = NULL;
@@ -282,6 +293,7 @@ static int th_cancel(struct fut_loop *loop, struct fut__op *op)
 	}
 	if (op->bq == B_RUNNING && !OP_CANCEL(op)) {
 		OP_CANCEL(op) = 1;
+		__atomic_store_n(&op->cancel_req, 1, __ATOMIC_RELEASE);
 		t->cancelling++;
 		pthread_kill((pthread_t)OP_WORKER(op), wake_signal());
 	}

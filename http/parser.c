@@ -14,6 +14,7 @@
  */
 #include "http-internal.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #define DEF_REQUEST_LINE 8192
@@ -300,6 +301,8 @@ static size_t head_end(const char *buf, size_t len, size_t from, int allow_lf)
 		if (!lf)
 			return 0;
 		size_t j = (size_t)(lf - buf);
+		if (!allow_lf && (j == 0 || buf[j - 1] != '\r'))
+			return SIZE_MAX; /* a bare LF: refused at once */
 		/* The line before this LF is empty when the previous LF is
 		 * right before it (optionally with a CR in between). */
 		if (j >= 2 && buf[j - 1] == '\r' && buf[j - 2] == '\n')
@@ -350,9 +353,11 @@ static int request_line(const char *l, size_t ll,
 					 "CONNECT")) {
 			path = end;
 		} else if (sch && end - sch > 3 && memcmp(sch, "://", 3) == 0) {
-			path = memchr(sch + 3, '/', (size_t)(end - sch - 3));
-			if (!path)
-				path = end;
+			/* The path starts at the first '/' or '?' after
+			 * the authority ("http://h?q" has an empty path). */
+			path = sch + 3;
+			while (path < end && *path != '/' && *path != '?')
+				path++;
 		} else {
 			return FUT_HTTP_EBADREQ;
 		}
@@ -378,24 +383,29 @@ int fut_http_parse_request(const char *buf, size_t len, size_t last_len,
 	if (max_headers > lim.max_headers)
 		max_headers = lim.max_headers;
 
+	if (len == 0)
+		return FUT_HTTP_EINCOMPLETE;
 	size_t s = skip_empty_lines(buf, len);
 	if (s > 8)
 		return FUT_HTTP_EBADREQ;
-	/* The request line: validated as soon as it is complete. */
+	/* The request line: validated as soon as it is complete. Its length
+	 * is judged first, so that a long line gets 414 however it ends and
+	 * however its bytes arrive. */
 	size_t from = last_len > s ? last_len : s;
+	const char *nl = memchr(buf + s, '\n', len - s);
+	size_t upto = nl ? (size_t)(nl - buf) : len; /* end of what we have */
+	size_t so_far = upto - s;
+	if (so_far && buf[upto - 1] == '\r')
+		so_far--;
+	if (so_far > lim.max_request_line)
+		return FUT_HTTP_EURITOOLONG;
+	if (!nl)
+		return len > lim.max_header_bytes ? FUT_HTTP_EHDRTOOBIG :
+						    FUT_HTTP_EINCOMPLETE;
 	ptrdiff_t lf = line_end(buf + s, len - s, 0);
 	if (lf == -2)
 		return FUT_HTTP_EBADREQ;
-	if (lf == -1) {
-		if (len - s > lim.max_request_line)
-			return FUT_HTTP_EURITOOLONG;
-		if (len > lim.max_header_bytes)
-			return FUT_HTTP_EHDRTOOBIG;
-		return FUT_HTTP_EINCOMPLETE;
-	}
 	size_t ll = content_len(buf + s, lf);
-	if (ll > lim.max_request_line)
-		return FUT_HTTP_EURITOOLONG;
 	memset(req, 0, sizeof(*req));
 	int r = request_line(buf + s, ll, req);
 	if (r)
@@ -405,6 +415,8 @@ int fut_http_parse_request(const char *buf, size_t len, size_t last_len,
 		from = hs;
 	/* The blank line may have arrived with the last bytes: look back. */
 	size_t end = head_end(buf, len, from >= hs + 2 ? from - 2 : hs - 1, 0);
+	if (end == SIZE_MAX)
+		return FUT_HTTP_EBADREQ;
 	if (!end) {
 		/* A blank line right after the request line: no headers. */
 		if (len - hs >= 2 && buf[hs] == '\r' && buf[hs + 1] == '\n')

@@ -152,6 +152,8 @@ static int out_reserve(struct outbuf *b, size_t more)
 
 static int out_add(struct outbuf *b, const void *p, size_t n)
 {
+	if (!n)
+		return 0;
 	if (out_reserve(b, n))
 		return -ENOMEM;
 	memcpy(b->p + b->len, p, n);

@@ -146,7 +146,8 @@ struct fut__op {
 	struct fut_loop *loop;
 	uint8_t kind;
 	uint8_t bq;   /* backend-private: which queue holds it */
-	bool stop_on_eintr; /* blocking form: EINTR ends the op (threads) */
+	bool stop_on_eintr; /* blocking form: EINTR may end the op (threads) */
+	uint8_t cancel_req; /* ... when this is set (atomic): cancel asked */
 	short events; /* OP_POLL */
 	int fd;
 	int flags;

@@ -26,6 +26,7 @@ struct fut__op *fut__op_alloc(struct fut_loop *loop, int kind)
 	op->fd = -1;
 	op->done = 0;
 	op->stop_on_eintr = false;
+	op->cancel_req = 0;
 	return op;
 }
 
@@ -216,12 +217,25 @@ fut *fut_close(fut_loop *loop, int fd)
 
 /* --- the blocking form of every op --- */
 
+/* EINTR ends the op only when it was asked to stop: a backend's
+ * interrupt signal can arrive late, after its worker moved on to another
+ * op, and must not fail that one. */
+static bool stop_here(struct fut__op *op)
+{
+	return op->stop_on_eintr &&
+	       __atomic_load_n(&op->cancel_req, __ATOMIC_ACQUIRE);
+}
+
 /* Wait until fd is ready; used when a blocking call meets O_NONBLOCK. */
-static int wait_ready(int fd, short events)
+static int wait_ready(struct fut__op *op, int fd, short events)
 {
 	struct pollfd p = { .fd = fd, .events = events };
-	int r = poll(&p, 1, -1);
-	return r < 0 ? -errno : 0;
+	for (;;) {
+		if (poll(&p, 1, -1) >= 0)
+			return 0;
+		if (errno != EINTR || stop_here(op))
+			return -errno;
+	}
 }
 
 #define RETRY(expr, fd, ev)                                                  \
@@ -229,11 +243,14 @@ static int wait_ready(int fd, short events)
 		ssize_t r_ = (expr);                                         \
 		if (r_ >= 0)                                                 \
 			return r_;                                           \
-		if (errno == EINTR && !op->stop_on_eintr)                          \
+		if (errno == EINTR && !stop_here(op))                        \
 			continue;                                            \
-		if ((errno == EAGAIN || errno == EWOULDBLOCK) &&             \
-		    wait_ready(fd, ev) == 0)                                 \
-			continue;                                            \
+		if ((errno == EAGAIN || errno == EWOULDBLOCK)) {             \
+			int w_ = wait_ready(op, fd, ev);                     \
+			if (w_ == 0)                                         \
+				continue;                                    \
+			return w_;                                           \
+		}                                                            \
 		return -errno;                                               \
 	}
 
@@ -255,11 +272,14 @@ static int64_t xfer_all(struct fut__op *op)
 			op->done += (size_t)r;
 			continue;
 		}
-		if (errno == EINTR && !op->stop_on_eintr)
+		if (errno == EINTR && !stop_here(op))
 			continue;
-		if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
-		    wait_ready(op->fd, POLLOUT) == 0)
-			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			int w = wait_ready(op, op->fd, POLLOUT);
+			if (w == 0)
+				continue;
+			return w;
+		}
 		return -errno;
 	}
 	return (int64_t)op->len;
@@ -268,7 +288,8 @@ static int64_t xfer_all(struct fut__op *op)
 /*
  * Runs op as the plain blocking syscall and returns its result. Called on
  * worker threads. A backend that interrupts workers with a signal sets
- * op->stop_on_eintr so that EINTR ends the op instead of restarting it.
+ * op->stop_on_eintr, and op->cancel_req when it wants the op to stop, so
+ * that EINTR then ends the op instead of restarting it.
  */
 int64_t fut__op_exec_blocking(struct fut__op *op)
 {
@@ -282,7 +303,7 @@ int64_t fut__op_exec_blocking(struct fut__op *op)
 			return 0;
 		if (errno != EINPROGRESS && errno != EAGAIN && errno != EINTR)
 			return -errno;
-		int r = wait_ready(fd, POLLOUT);
+		int r = wait_ready(op, fd, POLLOUT);
 		if (r < 0)
 			return r;
 		int soerr = 0;
@@ -306,7 +327,7 @@ int64_t fut__op_exec_blocking(struct fut__op *op)
 			int r = poll(&p, 1, -1);
 			if (r > 0)
 				return p.revents;
-			if (r < 0 && (errno != EINTR || op->stop_on_eintr))
+			if (r < 0 && (errno != EINTR || stop_here(op)))
 				return -errno;
 		}
 	}

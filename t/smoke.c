@@ -309,6 +309,60 @@ START_TEST(accept_backlog_order_cancel_close)
 }
 END_TEST
 
+/* Accepting fds past the end of a backend's fd table while accepts wait
+ * in it: the table grows under the queue that is being run (epoll once
+ * wrote through a stale pointer here). */
+START_TEST(accept_past_fd_table_end)
+{
+	enum { N = 40 };
+	fut_loop *loop = new_loop();
+	struct sockaddr_in a;
+	int ls = listener(&a);
+	int pad[200], np = 0;
+	while (np < 200) { /* the next fds are in the 60s and beyond */
+		int d = dup(0);
+		if (d < 0)
+			break;
+		pad[np++] = d;
+		if (d >= 60)
+			break;
+	}
+	fut *acc[N];
+	for (int i = 0; i < N; i++)
+		acc[i] = fut_accept(loop, ls, NULL, NULL);
+	int cs[N];
+	for (int i = 0; i < N; i++) {
+		cs[i] = socket(AF_INET, SOCK_STREAM, 0);
+		fut *c = fut_connect(loop, cs[i], (struct sockaddr *)&a,
+				     sizeof(a));
+		wait_for(loop, c);
+		ck_assert_int_eq(fut_error(c), 0);
+		fut_unref(c);
+	}
+	for (int i = 0; i < N; i++) {
+		wait_for(loop, acc[i]);
+		ck_assert_int_ge(fut_value(acc[i]), 0);
+		/* The accepted socket works. */
+		int fd = (int)fut_value(acc[i]);
+		fut *s = fut_send(loop, fd, "x", 1, 0);
+		wait_for(loop, s);
+		ck_assert_int_eq(fut_value(s), 1);
+		fut_unref(s);
+		fut *cl = fut_close(loop, fd);
+		wait_for(loop, cl);
+		fut_unref(cl);
+		fut_unref(acc[i]);
+		close(cs[i]);
+	}
+	fut *lc = fut_close(loop, ls);
+	wait_for(loop, lc);
+	fut_unref(lc);
+	for (int i = 0; i < np; i++)
+		close(pad[i]);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 START_TEST(regular_file_read_write)
 {
 	fut_loop *loop = new_loop();
@@ -526,6 +580,7 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, cancel_pending_recv_then_eof_and_epipe);
 	tcase_add_test(tc, tcp_accept_connect_refused);
 	tcase_add_test(tc, accept_backlog_order_cancel_close);
+	tcase_add_test(tc, accept_past_fd_table_end);
 	tcase_add_test(tc, regular_file_read_write);
 	tcase_add_test(tc, invalid_io_arguments);
 	tcase_add_test(tc, blocking_jobs);
