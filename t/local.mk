@@ -5,9 +5,10 @@ EXTRA_DIST += t/symbols.sh t/backend-epoll.sh t/backend-io_uring.sh \
 	t/backend-threads.sh t/tests.h
 if HAVE_CHECK
 check_PROGRAMS += t/unit
-t_unit_SOURCES = t/main.c t/select.c t/smoke.c t/core.c t/coro.c
+t_unit_SOURCES = t/main.c t/select.c t/smoke.c t/core.c t/coro.c t/http.c \
+	t/http-parser.c
 t_unit_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-t_unit_LDADD = libfuture.la $(CHECK_LIBS) -lpthread
+t_unit_LDADD = libfuture-http.la libfuture.la $(CHECK_LIBS) -lpthread
 TESTS += t/backend-epoll.sh t/backend-io_uring.sh t/backend-threads.sh
 endif
 # Valgrind and TSan slow everything down.

@@ -18,6 +18,8 @@ static Suite *(*const suites[])(void) = {
 	smoke_suite,
 	core_suite,
 	coro_suite,
+	http_suite,
+	http_parser_suite,
 };
 
 int main(int argc, char **argv)

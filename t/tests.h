@@ -10,5 +10,7 @@ Suite *smoke_suite(void);
 Suite *core_suite(void);
 Suite *coro_suite(void);
 int coro_child(const char *name); /* t/unit --child NAME */
+Suite *http_parser_suite(void);
+Suite *http_suite(void);
 
 #endif

@@ -1,0 +1,709 @@
+/*
+ * libfuture-http server and client, in one process, on the backend
+ * FUTURE_BACKEND names. Raw-socket clients run as blocking jobs on the
+ * loop's pool (fut_run_blocking) so that the server keeps running on the
+ * loop meanwhile; their byte-exact exchanges check what curl-like clients
+ * would never send.
+ */
+#include <future.h>
+#include <future/http.h>
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "tests.h"
+
+static fut_loop *new_loop(void)
+{
+	int err = 0;
+	fut_loop *loop = fut_loop_new(NULL, &err);
+	ck_assert_msg(loop, "fut_loop_new: %s", fut_strerror(err));
+	return loop;
+}
+
+static void wait_for(fut_loop *loop, fut *f)
+{
+	fut *guard = fut_timeout(fut_ref(f), 15000);
+	ck_assert_int_eq(fut_loop_run_until(loop, guard), 0);
+	ck_assert_msg(!(fut_error(guard) == -ETIMEDOUT &&
+			fut_error(f) == -ECANCELED), "no result in 15 s");
+	fut_unref(guard);
+}
+
+static void run_for(fut_loop *loop, uint64_t ms)
+{
+	fut *s = fut_sleep(loop, ms);
+	fut_loop_run_until(loop, s);
+	fut_unref(s);
+}
+
+/* ---- the handler every test serves ---- */
+
+static int stream_pending; /* write futures that had to wait */
+
+static int route(const fut_http_req *req, const char *m, const char *p)
+{
+	const struct fut_http_request_head *h = fut_http_req_head(req);
+	return h->method_len == strlen(m) && !memcmp(h->method, m, strlen(m)) &&
+	       h->path_len == strlen(p) && !memcmp(h->path, p, strlen(p));
+}
+
+static void slept(fut *f, void *arg)
+{
+	fut_http_respond(arg, fut_error(f) ? 503 : 200, "slept\n", 6);
+}
+
+static int64_t streamer(void *arg)
+{
+	fut_http_req *req = arg;
+	static char chunk[65536];
+	for (size_t i = 0; i < sizeof(chunk); i++)
+		chunk[i] = (char)('a' + i % 26);
+	ck_assert_int_eq(fut_http_stream_begin(req, 200), 0);
+	for (int i = 0; i < 64; i++) {
+		fut *w = fut_http_stream_write(req, chunk, sizeof(chunk));
+		ck_assert_ptr_nonnull(w);
+		if (fut_state(w) == FUT_PENDING)
+			stream_pending++;
+		int64_t v;
+		if (fut_await(w, &v) < 0)
+			break;
+	}
+	fut_http_stream_end(req);
+	return 0;
+}
+
+static void handler(fut_http_req *req, void *arg)
+{
+	(void)arg;
+	const struct fut_http_request_head *h = fut_http_req_head(req);
+	if (route(req, "GET", "/") || route(req, "HEAD", "/")) {
+		ck_assert_int_eq(fut_http_resp_header(req, "Content-Type",
+						      "text/plain"), 0);
+		ck_assert_int_eq(fut_http_respond(req, 200, "hello world\n", 12),
+				 0);
+		/* A finished request is not usable any more. */
+	} else if (route(req, "POST", "/echo")) {
+		size_t n;
+		const void *b = fut_http_req_body(req, &n);
+		fut_http_respond(req, 200, b, n);
+	} else if (route(req, "GET", "/sleep")) {
+		const char *v;
+		size_t vl;
+		int ms = fut_http_query_param(h->query, h->query_len, "ms", &v,
+					      &vl) ? atoi(v) : 0;
+		fut_on_done(fut_sleep(fut_http_req_loop(req), (uint64_t)ms),
+			    slept, req);
+	} else if (route(req, "GET", "/stream")) {
+		fut_unref(fut_spawn(fut_http_req_loop(req), streamer, req));
+	} else if (route(req, "GET", "/inject")) {
+		ck_assert_int_eq(fut_http_resp_header(req, "X-A", "1\r\nX-B: 2"),
+				 -EINVAL);
+		ck_assert_int_eq(fut_http_resp_header(req, "Content-Length",
+						      "5"), -EINVAL);
+		ck_assert_int_eq(fut_http_resp_header(req, "Bad Name", "x"),
+				 -EINVAL);
+		ck_assert_int_eq(fut_http_respond(req, 99, NULL, 0), -EINVAL);
+		ck_assert_int_eq(fut_http_respond(req, 204, NULL, 0), 0);
+		ck_assert_int_eq(fut_http_respond(req, 200, NULL, 0), -EINVAL);
+	} else {
+		fut_http_respond(req, 404, "not found\n", 10);
+	}
+}
+
+static fut_http_server *serve(fut_loop *loop, struct fut_http_server_opts *o)
+{
+	fut_http_server *srv = NULL;
+	o->host = o->host ? o->host : "127.0.0.1";
+	o->handler = handler;
+	int err = fut_http_server_new(loop, o, &srv);
+	ck_assert_msg(err == 0, "server: %s", fut_strerror(err));
+	ck_assert_int_gt(fut_http_server_port(srv), 0);
+	return srv;
+}
+
+static char *url(fut_http_server *srv, const char *path)
+{
+	static char buf[128];
+	snprintf(buf, sizeof(buf), "http://127.0.0.1:%d%s",
+		 fut_http_server_port(srv), path);
+	return buf;
+}
+
+/* ---- raw exchanges on the pool ---- */
+
+struct raw {
+	int port;
+	const char *send;
+	size_t send_len;
+	const char *send2;   /* after the first reply bytes arrive */
+	char got[65536];
+	size_t got_len;
+	int eof;             /* the server closed (read returned 0) */
+	int ms;              /* how long until EOF */
+};
+
+static int raw_connect(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct timeval tv = { .tv_sec = 5 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int64_t raw_job(void *arg)
+{
+	struct raw *x = arg;
+	struct timeval t0, t1;
+	gettimeofday(&t0, NULL);
+	int fd = raw_connect(x->port);
+	if (fd < 0)
+		return -errno;
+	if (x->send_len && send(fd, x->send, x->send_len, MSG_NOSIGNAL) < 0) {
+		/* The server may already have answered and closed. */
+	}
+	for (;;) {
+		ssize_t n = recv(fd, x->got + x->got_len,
+				 sizeof(x->got) - 1 - x->got_len, 0);
+		if (n <= 0) {
+			x->eof = n == 0; if (n < 0) fprintf(stderr, "raw recv: %s after %zu\n", strerror(errno), x->got_len);
+			break;
+		}
+		x->got_len += (size_t)n;
+		if (x->send2) {
+			send(fd, x->send2, strlen(x->send2), MSG_NOSIGNAL);
+			x->send2 = NULL;
+		}
+	}
+	x->got[x->got_len] = '\0';
+	gettimeofday(&t1, NULL);
+	x->ms = (int)((t1.tv_sec - t0.tv_sec) * 1000 +
+		      (t1.tv_usec - t0.tv_usec) / 1000);
+	close(fd);
+	return 0;
+}
+
+static void raw(fut_loop *loop, fut_http_server *srv, struct raw *x,
+		const char *bytes, size_t len)
+{
+	memset(x, 0, sizeof(*x));
+	x->port = fut_http_server_port(srv);
+	x->send = bytes;
+	x->send_len = len;
+	fut *f = fut_run_blocking(loop, raw_job, x);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_error(f), 0);
+	fut_unref(f);
+}
+
+static int count(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+/* ---- tests ---- */
+
+START_TEST(fetch_get_post_head)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { 0 };
+	fut_http_server *srv = serve(loop, &o);
+
+	fut *f = fut_http_fetch(loop, url(srv, "/"), NULL);
+	wait_for(loop, f);
+	const struct fut_http_response *r = fut_http_response_of(f);
+	ck_assert_msg(r, "fetch: %s", fut_strerror(fut_error(f)));
+	ck_assert_int_eq(r->status, 200);
+	ck_assert_str_eq(r->body, "hello world\n");
+	size_t l;
+	const char *ct = fut_http_response_header(r, "content-type", &l);
+	ck_assert(ct && l == 10 && !memcmp(ct, "text/plain", 10));
+	ck_assert_ptr_nonnull(fut_http_response_header(r, "Date", &l));
+	fut_unref(f);
+
+	/* A 300 KB body both ways, then HEAD: no body, the same length. */
+	size_t n = 300 * 1024;
+	char *big = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		big[i] = (char)(i * 7);
+	struct fut_http_fetch_opts fo = { .method = "POST", .body = big,
+					  .body_len = n };
+	f = fut_http_fetch(loop, url(srv, "/echo"), &fo);
+	wait_for(loop, f);
+	r = fut_http_response_of(f);
+	ck_assert_msg(r, "fetch: %s", fut_strerror(fut_error(f)));
+	ck_assert_int_eq(r->body_len, n);
+	ck_assert(memcmp(r->body, big, n) == 0);
+	fut_unref(f);
+	free(big);
+
+	struct fut_http_fetch_opts ho = { .method = "HEAD" };
+	f = fut_http_fetch(loop, url(srv, "/"), &ho);
+	wait_for(loop, f);
+	r = fut_http_response_of(f);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->body_len, 0);
+	const char *cl = fut_http_response_header(r, "Content-Length", &l);
+	ck_assert(cl && l == 2 && !memcmp(cl, "12", 2));
+	fut_unref(f);
+
+	f = fut_http_fetch(loop, url(srv, "/inject"), NULL);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_http_response_of(f)->status, 204);
+	fut_unref(f);
+
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+START_TEST(keepalive_pipelining_in_order)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { 0 };
+	fut_http_server *srv = serve(loop, &o);
+	static const char req[] =
+		"GET /sleep?ms=80 HTTP/1.1\r\nHost: x\r\n\r\n"
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+		"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz"
+		"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+		"Connection: close\r\n\r\n2;ext=1\r\nab\r\n1\r\nc\r\n0\r\nT: v\r\n\r\n";
+	struct raw x;
+	raw(loop, srv, &x, req, sizeof(req) - 1);
+	ck_assert(x.eof);
+	ck_assert_int_eq(count(x.got, "HTTP/1.1 200 OK\r\n"), 4);
+	char *a = strstr(x.got, "slept\n"), *b = strstr(x.got, "hello world\n");
+	char *c = strstr(x.got, "\r\n\r\nxyz"), *d = strstr(x.got, "\r\n\r\nabc");
+	ck_assert(a && b && c && d && a < b && b < c && c < d);
+	ck_assert(strstr(d - 40, "Connection: close"));
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+static const struct {
+	const char *req;
+	int status;
+} hostile[] = {
+	{ "GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", 400 },
+	{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+	  "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400 },
+	{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+	  "Content-Length: 4\r\n\r\nabcd", 400 },
+	{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 4\r\n\r\nabcd", 400 },
+	{ "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400 },
+	{ "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+	  501 },
+	{ "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	  "zz\r\n", 400 },
+	{ "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	  "fffffffffffffffffff\r\n", 400 },
+	{ "GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400 },
+	{ "GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n", 400 },
+	{ "GET / HTTP/1.1\nHost: x\n\n", 400 },
+	{ "GET / HTTP/1.1\r\n\r\n", 400 },
+	{ "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400 },
+	{ "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505 },
+	{ "FOO / HTTP/1.1\r\nHost: x\r\n\r\n", 501 },
+	{ "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
+	{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n", 413 },
+	{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400 },
+};
+
+START_TEST(hostile_input_4xx_and_close)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { 0 };
+	fut_http_server *srv = serve(loop, &o);
+	struct raw x;
+	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+		fprintf(stderr, "case %zu\n", i); raw(loop, srv, &x, hostile[i].req, strlen(hostile[i].req));
+		char want[32];
+		snprintf(want, sizeof(want), "HTTP/1.1 %d ", hostile[i].status);
+		ck_assert_msg(strncmp(x.got, want, strlen(want)) == 0,
+			      "case %zu: want %d, got \"%.40s\"", i,
+			      hostile[i].status, x.got);
+		ck_assert_msg(x.eof, "case %zu: connection left open", i);
+		ck_assert(strstr(x.got, "Connection: close\r\n"));
+	}
+	/* Over the limits: a long target, a huge header section. */
+	char *big = malloc(100000);
+	int n = snprintf(big, 100000, "GET /");
+	memset(big + n, 'a', 10000);
+	n += 10000;
+	n += snprintf(big + n, 100000 - (size_t)n, " HTTP/1.1\r\nHost: x\r\n\r\n");
+	raw(loop, srv, &x, big, (size_t)n);
+	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 414 ", 13), "%.30s", x.got);
+	n = snprintf(big, 100000, "GET / HTTP/1.1\r\nHost: x\r\n");
+	for (int i = 0; i < 700; i++)
+		n += snprintf(big + n, 100000 - (size_t)n,
+			      "X-%d: %090d\r\n", i, i);
+	raw(loop, srv, &x, big, (size_t)n);
+	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 431 ", 13), "%.30s", x.got);
+	free(big);
+	/* NUL in a header. */
+	static const char nul[] = "GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n";
+	raw(loop, srv, &x, nul, sizeof(nul) - 1);
+	ck_assert(!strncmp(x.got, "HTTP/1.1 400 ", 13));
+	/* ... and the server still serves. */
+	fut *f = fut_http_fetch(loop, url(srv, "/"), NULL);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_http_response_of(f)->status, 200);
+	fut_unref(f);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+START_TEST(expect_continue)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { 0 };
+	fut_http_server *srv = serve(loop, &o);
+	struct raw x;
+	memset(&x, 0, sizeof(x));
+	x.port = fut_http_server_port(srv);
+	x.send = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+		 "Expect: 100-continue\r\nConnection: close\r\n\r\n";
+	x.send_len = strlen(x.send);
+	x.send2 = "hello";
+	fut *f = fut_run_blocking(loop, raw_job, &x);
+	wait_for(loop, f);
+	fut_unref(f);
+	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ",
+			       37), "%s", x.got);
+	ck_assert(strstr(x.got, "\r\n\r\nhello"));
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+START_TEST(server_timeouts)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { .header_timeout_ms = 200,
+					  .idle_timeout_ms = 300,
+					  .body_timeout_ms = 200 };
+	fut_http_server *srv = serve(loop, &o);
+	struct raw x;
+	/* A head that never ends: 408, closed. */
+	raw(loop, srv, &x, "GET / HTTP/1.1\r\nHo", 18);
+	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 408 ", 13), "%s", x.got);
+	ck_assert(x.eof && x.ms < 3000);
+	/* A body that never comes: 408. */
+	static const char partial[] =
+		"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab";
+	raw(loop, srv, &x, partial, sizeof(partial) - 1);
+	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 408 ", 13), "%s", x.got);
+	/* Silent connection and idle keep-alive: closed without a word. */
+	raw(loop, srv, &x, NULL, 0);
+	ck_assert(x.eof && x.got_len == 0 && x.ms < 3000);
+	static const char one[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+	raw(loop, srv, &x, one, sizeof(one) - 1);
+	ck_assert(x.eof && count(x.got, "200 OK") == 1 && x.ms >= 250);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+START_TEST(streamed_response_backpressure)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { .stream_high_water = 16384 };
+	fut_http_server *srv = serve(loop, &o);
+	stream_pending = 0;
+	fut *f = fut_http_fetch(loop, url(srv, "/stream"), NULL);
+	wait_for(loop, f);
+	const struct fut_http_response *r = fut_http_response_of(f);
+	ck_assert_msg(r, "%s", fut_strerror(fut_error(f)));
+	ck_assert_int_eq(r->body_len, 64 * 65536);
+	for (size_t i = 0; i < r->body_len; i += 4099)
+		ck_assert_int_eq(r->body[i], 'a' + (i % 65536) % 26);
+	size_t l;
+	ck_assert_ptr_nonnull(fut_http_response_header(r, "Transfer-Encoding",
+						       &l));
+	ck_assert_int_gt(stream_pending, 0);
+	fut_unref(f);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+START_TEST(graceful_shutdown)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { 0 };
+	fut_http_server *srv = serve(loop, &o);
+	int port = fut_http_server_port(srv);
+	fut *slow = fut_http_fetch(loop, url(srv, "/sleep?ms=200"), NULL);
+	fut *idle = fut_http_fetch(loop, url(srv, "/"), NULL);
+	wait_for(loop, idle);
+	run_for(loop, 50);
+	fut *sd = fut_http_server_shutdown(srv, 5000);
+	wait_for(loop, slow);
+	ck_assert_int_eq(fut_http_response_of(slow)->status, 200);
+	wait_for(loop, sd);
+	ck_assert_int_eq(fut_error(sd), 0);
+	/* Nothing listens any more. */
+	char u[64];
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/", port);
+	fut *late = fut_http_fetch(loop, u, NULL);
+	wait_for(loop, late);
+	ck_assert_int_eq(fut_error(late), -ECONNREFUSED);
+	fut_unref(late);
+	fut_unref(slow);
+	fut_unref(idle);
+	fut_unref(sd);
+	fut_http_server_free(srv);
+
+	/* A request longer than the deadline is cut. */
+	srv = serve(loop, &o);
+	slow = fut_http_fetch(loop, url(srv, "/sleep?ms=5000"), NULL);
+	run_for(loop, 50);
+	uint64_t t0 = fut_loop_now(loop);
+	sd = fut_http_server_shutdown(srv, 100);
+	wait_for(loop, sd);
+	ck_assert_int_lt(fut_loop_now(loop) - t0, 1000);
+	wait_for(loop, slow);
+	ck_assert_int_lt(fut_error(slow), 0);
+	fut_unref(slow);
+	fut_unref(sd);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+START_TEST(client_timeouts_are_separate)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { 0 };
+	fut_http_server *srv = serve(loop, &o);
+	struct fut_http_fetch_opts ro = { .request_timeout_ms = 100 };
+	fut *f = fut_http_fetch(loop, url(srv, "/sleep?ms=3000"), &ro);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_error(f), FUT_HTTP_ETIMEOUT_REQUEST);
+	fut_unref(f);
+
+	/* One connection per host: the second request waits in the queue
+	 * and gives up there; the first is unaffected. */
+	struct fut_http_fetch_opts q1 = { .max_per_host = 1,
+					  .request_timeout_ms = 5000 };
+	struct fut_http_fetch_opts q2 = { .max_per_host = 1,
+					  .queue_timeout_ms = 50 };
+	char u[64];
+	snprintf(u, sizeof(u), "http://localhost:%d/sleep?ms=300",
+		 fut_http_server_port(srv));
+	fut *a = fut_http_fetch(loop, u, &q1);
+	fut *b = fut_http_fetch(loop, u, &q2);
+	wait_for(loop, b);
+	ck_assert_int_eq(fut_error(b), FUT_HTTP_ETIMEOUT_QUEUE);
+	wait_for(loop, a);
+	ck_assert_msg(fut_http_response_of(a), "%s", fut_strerror(fut_error(a)));
+	fut_unref(a);
+	fut_unref(b);
+
+	/* Queued requests run in order once the connection is free: the
+	 * queue wait does not count against the request timeout. */
+	struct fut_http_fetch_opts q3 = { .max_per_host = 1,
+					  .request_timeout_ms = 250 };
+	fut *c[3];
+	for (int i = 0; i < 3; i++)
+		c[i] = fut_http_fetch(loop, u + 0, &q3);
+	(void)c;
+	for (int i = 0; i < 3; i++) {
+		wait_for(loop, c[i]);
+		ck_assert_int_eq(fut_error(c[i]), FUT_HTTP_ETIMEOUT_REQUEST);
+		fut_unref(c[i]);
+	}
+	snprintf(u, sizeof(u), "http://localhost:%d/sleep?ms=100",
+		 fut_http_server_port(srv));
+	for (int i = 0; i < 3; i++)
+		c[i] = fut_http_fetch(loop, u, &q3);
+	for (int i = 0; i < 3; i++) {
+		wait_for(loop, c[i]);
+		ck_assert_msg(fut_http_response_of(c[i]), "%d: %s", i,
+			      fut_strerror(fut_error(c[i])));
+		fut_unref(c[i]);
+	}
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+struct bad_server {
+	int fd;
+	const char *reply;
+};
+
+static int64_t bad_server_job(void *arg)
+{
+	struct bad_server *b = arg;
+	int c = accept(b->fd, NULL, NULL);
+	if (c < 0)
+		return -errno;
+	char buf[4096];
+	ssize_t n = recv(c, buf, sizeof(buf), 0);
+	(void)n;
+	send(c, b->reply, strlen(b->reply), MSG_NOSIGNAL);
+	close(c);
+	return 0;
+}
+
+START_TEST(client_errors)
+{
+	fut_loop *loop = new_loop();
+	static const char *const bad[] = {
+		"https://127.0.0.1/", "ftp://x/", "http://", "http:///x",
+		"http://x:0/", "http://x:65536/", "http://x:12ab/",
+		"http://user@x/", "http://[::1/", "http://a b/",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		fut *f = fut_http_fetch(loop, bad[i], NULL);
+		wait_for(loop, f);
+		ck_assert_msg(fut_error(f) == FUT_HTTP_EBADURL, "%s: %s", bad[i],
+			      fut_strerror(fut_error(f)));
+		fut_unref(f);
+	}
+	fut *f = fut_http_fetch(loop, NULL, NULL);
+	ck_assert_int_eq(fut_error(f), -EINVAL);
+	fut_unref(f);
+	const char *hdr[] = { "X-Bad\r\nInjected: 1", NULL };
+	struct fut_http_fetch_opts ho = { .headers = hdr };
+	f = fut_http_fetch(loop, "http://127.0.0.1:1/", &ho);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_error(f), -EINVAL);
+	fut_unref(f);
+
+	/* Refused, and a server that answers garbage. */
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	ck_assert_int_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	socklen_t al = sizeof(a);
+	getsockname(ls, (struct sockaddr *)&a, &al);
+	char u[64];
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/", ntohs(a.sin_port));
+	f = fut_http_fetch(loop, u, NULL);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_error(f), -ECONNREFUSED);
+	fut_unref(f);
+	ck_assert_int_eq(listen(ls, 4), 0);
+	static const char *const replies[] = {
+		"HTTP/1.1 2x0 OK\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
+		"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+		"garbage\r\n\r\n",
+	};
+	for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
+		struct bad_server b = { ls, replies[i] };
+		fut *job = fut_run_blocking(loop, bad_server_job, &b);
+		f = fut_http_fetch(loop, u, NULL);
+		wait_for(loop, f);
+		ck_assert_msg(fut_error(f) == FUT_HTTP_EBADRESP, "reply %zu: %s",
+			      i, fut_strerror(fut_error(f)));
+		wait_for(loop, job);
+		fut_unref(job);
+		fut_unref(f);
+	}
+	/* Close-delimited and chunked bodies are read right. */
+	static const char *const good[] = {
+		"HTTP/1.0 200 OK\r\n\r\nuntil close",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+		"5\r\nuntil\r\n6\r\n close\r\n0\r\n\r\n",
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"
+		"Content-Length: 11\r\nConnection: close\r\n\r\nuntil close",
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct bad_server b = { ls, good[i] };
+		fut *job = fut_run_blocking(loop, bad_server_job, &b);
+		f = fut_http_fetch(loop, u, NULL);
+		wait_for(loop, f);
+		const struct fut_http_response *r = fut_http_response_of(f);
+		ck_assert_msg(r, "reply %zu: %s", i, fut_strerror(fut_error(f)));
+		ck_assert_str_eq(r->body, "until close");
+		wait_for(loop, job);
+		fut_unref(job);
+		fut_unref(f);
+	}
+	close(ls);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+START_TEST(server_bad_arguments)
+{
+	fut_loop *loop = new_loop();
+	fut_http_server *srv = (fut_http_server *)1;
+	struct fut_http_server_opts o = { .host = "127.0.0.1" };
+	ck_assert_int_eq(fut_http_server_new(loop, &o, &srv), -EINVAL);
+	ck_assert_ptr_null(srv);
+	o.handler = handler;
+	ck_assert_int_eq(fut_http_server_new(NULL, &o, &srv), -EINVAL);
+	ck_assert_int_eq(fut_http_server_new(loop, NULL, &srv), -EINVAL);
+	o.port = 70000;
+	ck_assert_int_eq(fut_http_server_new(loop, &o, &srv), -EINVAL);
+	o.port = 0;
+	o.reserved[0] = 1;
+	ck_assert_int_eq(fut_http_server_new(loop, &o, &srv), -EINVAL);
+	o.reserved[0] = 0;
+	o.host = "not-an-address.invalid";
+	ck_assert_int_lt(fut_http_server_new(loop, &o, &srv), 0);
+	ck_assert_int_eq(fut_http_server_port(NULL), -EINVAL);
+	ck_assert_ptr_null(fut_http_req_head(NULL));
+	ck_assert_int_eq(fut_http_respond(NULL, 200, NULL, 0), -EINVAL);
+	ck_assert_ptr_null(fut_http_stream_write(NULL, "x", 1));
+	fut_http_server_free(NULL);
+	/* IPv6 loopback, where the machine has it. */
+	o.host = "::1";
+	if (fut_http_server_new(loop, &o, &srv) == 0) {
+		char u[64];
+		snprintf(u, sizeof(u), "http://[::1]:%d/",
+			 fut_http_server_port(srv));
+		fut *f = fut_http_fetch(loop, u, NULL);
+		wait_for(loop, f);
+		ck_assert_msg(fut_http_response_of(f), "%s",
+			      fut_strerror(fut_error(f)));
+		fut_unref(f);
+		fut_http_server_free(srv);
+	}
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+Suite *http_suite(void)
+{
+	Suite *s = suite_create("http");
+	TCase *tc = tcase_create("server-client");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, fetch_get_post_head);
+	tcase_add_test(tc, keepalive_pipelining_in_order);
+	tcase_add_test(tc, hostile_input_4xx_and_close);
+	tcase_add_test(tc, expect_continue);
+	tcase_add_test(tc, server_timeouts);
+	tcase_add_test(tc, streamed_response_backpressure);
+	tcase_add_test(tc, graceful_shutdown);
+	tcase_add_test(tc, client_timeouts_are_separate);
+	tcase_add_test(tc, client_errors);
+	tcase_add_test(tc, server_bad_arguments);
+	suite_add_tcase(s, tc);
+	return s;
+}
