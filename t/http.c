@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -151,6 +152,12 @@ struct raw {
 	int ms;              /* how long until EOF */
 };
 
+static int64_t noop_job(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
 static int raw_connect(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -181,7 +188,7 @@ static int64_t raw_job(void *arg)
 		ssize_t n = recv(fd, x->got + x->got_len,
 				 sizeof(x->got) - 1 - x->got_len, 0);
 		if (n <= 0) {
-			x->eof = n == 0; if (n < 0) fprintf(stderr, "raw recv: %s after %zu\n", strerror(errno), x->got_len);
+			x->eof = n == 0;
 			break;
 		}
 		x->got_len += (size_t)n;
@@ -335,7 +342,7 @@ START_TEST(hostile_input_4xx_and_close)
 	fut_http_server *srv = serve(loop, &o);
 	struct raw x;
 	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
-		fprintf(stderr, "case %zu\n", i); raw(loop, srv, &x, hostile[i].req, strlen(hostile[i].req));
+		raw(loop, srv, &x, hostile[i].req, strlen(hostile[i].req));
 		char want[32];
 		snprintf(want, sizeof(want), "HTTP/1.1 %d ", hostile[i].status);
 		ck_assert_msg(strncmp(x.got, want, strlen(want)) == 0,
@@ -689,6 +696,48 @@ START_TEST(server_bad_arguments)
 }
 END_TEST
 
+/* Out of descriptors: accept pauses instead of spinning or giving up, and
+ * the waiting client is served once descriptors are free again. */
+START_TEST(accept_survives_emfile)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { 0 };
+	fut_http_server *srv = serve(loop, &o);
+	struct raw x;
+	memset(&x, 0, sizeof(x));
+	x.port = fut_http_server_port(srv);
+	x.send = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	x.send_len = strlen(x.send);
+	/* Start the pool thread first: it must not need an fd later. */
+	fut *warm = fut_run_blocking(loop, noop_job, NULL);
+	wait_for(loop, warm);
+	fut_unref(warm);
+	struct rlimit old, low;
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 1024 < old.rlim_cur ? 1024 : old.rlim_cur;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	int pad[4096], np = 0, d;
+	while (np < 4096 && (d = dup(0)) >= 0)
+		pad[np++] = d;
+	ck_assert_int_eq(errno, EMFILE);
+	ck_assert_int_gt(np, 2);
+	close(pad[--np]); /* room for the client's socket only */
+	fut *f = fut_run_blocking(loop, raw_job, &x);
+	/* accept meets EMFILE, pauses, retries (io_uring may get its fd
+	 * all the same: only the outcome is checked). */
+	run_for(loop, 300);
+	while (np)
+		close(pad[--np]);
+	setrlimit(RLIMIT_NOFILE, &old);
+	wait_for(loop, f);
+	fut_unref(f);
+	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 200 OK", 15), "%s", x.got);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -704,6 +753,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, client_timeouts_are_separate);
 	tcase_add_test(tc, client_errors);
 	tcase_add_test(tc, server_bad_arguments);
+	tcase_add_test(tc, accept_survives_emfile);
 	suite_add_tcase(s, tc);
 	return s;
 }
