@@ -7,12 +7,17 @@
 #   bench/run.sh -r 7            7 repetitions
 #   bench/run.sh -q              quick smoke run (small sizes, 3 reps)
 #   bench/run.sh -o timers       only one program (future_cb, promise,
-#                                timers, xthread); may be repeated
+#                                timers, xthread, echo, fileread,
+#                                blocking); may be repeated
 #
 # Sizes can be overridden: FUTURE_CB_N (ops, default 10M), PROMISE_N (2M),
-# TIMERS_N (1M), XTHREAD_N (posts, 10M; ping-pong round trips = N/10).
+# TIMERS_N (1M), XTHREAD_N (posts, 10M; ping-pong round trips = N/10),
+# ECHO_N (round trips, 400k), FILEREAD_N (warm reads, 400k; cold = N/4,
+# at most 65,536), BLOCKING_N (tasks, 4M).
 # FUTURE_BACKEND picks libfuture's backend as usual; the table prints the
-# backend each program actually ran on. Raw lines go to bench/out/.
+# backend each program actually ran on. echo and fileread ignore it: they
+# run once per backend (epoll, io_uring, threads) in every repetition.
+# Raw lines go to bench/out/.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,17 +31,20 @@ while getopts r:qo:h c; do
 	r) reps=$OPTARG ;;
 	q) quick=1 ;;
 	o) only="$only $OPTARG" ;;
-	*) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	*) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 	esac
 done
 
 if [ "$quick" = 1 ]; then
 	: "${FUTURE_CB_N:=1000000}" "${PROMISE_N:=200000}"
 	: "${TIMERS_N:=100000}" "${XTHREAD_N:=1000000}"
+	: "${ECHO_N:=40000}" "${FILEREAD_N:=40000}" "${BLOCKING_N:=400000}"
 	[ "$reps" = 5 ] && reps=3
 fi
 : "${FUTURE_CB_N:=10000000}" "${PROMISE_N:=2000000}"
 : "${TIMERS_N:=1000000}" "${XTHREAD_N:=10000000}"
+: "${ECHO_N:=400000}" "${FILEREAD_N:=400000}" "${BLOCKING_N:=4000000}"
+backends="epoll io_uring threads"
 
 want() {
 	[ -z "$only" ] && return 0
@@ -62,8 +70,17 @@ while [ "$i" -le "$reps" ]; do
 	want promise && ./promise -r 1 -n "$PROMISE_N" >>"$raw"
 	want timers && ./timers -r 1 -n "$TIMERS_N" >>"$raw"
 	want xthread && ./xthread -r 1 -n "$XTHREAD_N" >>"$raw"
+	for b in $backends; do
+		want echo && FUTURE_BACKEND=$b ./echo -r 1 -n "$ECHO_N" >>"$raw"
+		want fileread &&
+			FUTURE_BACKEND=$b ./fileread -r 1 -n "$FILEREAD_N" >>"$raw"
+	done
+	want blocking && ./blocking -r 1 -n "$BLOCKING_N" >>"$raw"
 	i=$((i + 1))
 done
+
+# fileread's 256 MiB file (it is created again when missing).
+rm -f "${FILEREAD_PATH:-/var/tmp/libfuture-bench-fileread.dat}"
 
 sum1=$(libsum)
 if [ "$sum0" != "$sum1" ]; then
@@ -163,5 +180,36 @@ awk '
 			r = m["xthread post libuv"] / m["xthread post libfuture"]
 			check("xthread flood: as fast as uv_async_send", r >= 1,
 			      sprintf("libuv/libfuture = %.2fx (none lost: checked)", r))
+		}
+		# Backends (issue 3): throughput ratios = inverse ratio of ns.
+		if (have("echo rt epoll") && have("echo rt io_uring")) {
+			r = m["echo rt epoll"] / m["echo rt io_uring"]
+			check("echo: io_uring >= 1.1x epoll throughput", r >= 1.1,
+			      sprintf("io_uring/epoll = %.2fx (%.0f vs %.0f msgs/s)", r,
+				      1e9 / m["echo rt io_uring"], 1e9 / m["echo rt epoll"]))
+		}
+		if (have("echo rt epoll") && have("echo rt threads")) {
+			r = m["echo rt epoll"] / m["echo rt threads"]
+			check("echo: threads >= 0.3x epoll throughput", r >= 0.3,
+			      sprintf("threads/epoll = %.2fx (%.0f vs %.0f msgs/s)", r,
+				      1e9 / m["echo rt threads"], 1e9 / m["echo rt epoll"]))
+		}
+		split("warm cold", fm, " ")
+		for (j = 1; j <= 2; j++) {
+			a = "fileread " fm[j] " io_uring"; b = "fileread " fm[j] " threads"
+			if (have(a) && have(b)) {
+				r = m[b] / m[a]
+				check("fileread " fm[j] ": io_uring >= 1.5x threads", r >= 1.5,
+				      sprintf("io_uring/threads = %.2fx (%.0f vs %.0f ns/read;" \
+					      " epoll %.0f)", r, m[a], m[b],
+					      m["fileread " fm[j] " epoll"]))
+			}
+		}
+		if (have("blocking task libfuture") && have("blocking task libuv")) {
+			r = m["blocking task libuv"] / m["blocking task libfuture"]
+			check("blocking: fut_run_blocking >= 1.5x uv_queue_work", r >= 1.5,
+			      sprintf("libfuture/libuv = %.2fx (%.2f vs %.2f M tasks/s)", r,
+				      1e3 / m["blocking task libfuture"],
+				      1e3 / m["blocking task libuv"]))
 		}
 	}' out/medians.txt

@@ -10,7 +10,9 @@
  *   sync-coroutine  the same blocking client in a coroutine handler:
  *                   a coroutine does not make a blocking call non-blocking
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
 #include <future.h>
 #include <future/http.h>
 

@@ -615,8 +615,8 @@ START_TEST(client_errors)
 	ck_assert_int_eq(listen(ls, 4), 0);
 	static const char *const replies[] = {
 		"HTTP/1.1 2x0 OK\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
-		"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
+		 "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
 		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
 		"garbage\r\n\r\n",
 	};
