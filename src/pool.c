@@ -21,6 +21,7 @@ struct fut__pool {
 	struct fut__job *head, *tail; /* queued jobs, FIFO */
 	struct fut_loop *loop;
 	unsigned nthreads, started, idle;
+	size_t queued; /* jobs in the FIFO */
 	bool stopping;
 	pthread_t *threads;
 };
@@ -70,18 +71,18 @@ static void *worker(void *arg)
 		else
 			p->tail = NULL;
 		job->state = JOB_RUNNING;
+		p->queued--;
 		pthread_mutex_unlock(&p->lock);
 		job->res = job->work(job);
-		pthread_mutex_lock(&p->lock);
-		job->state = JOB_DONE;
-		/* The post cannot fail for lack of memory without losing the
+		/* Only the loop reads the job from here on (cancel looks for
+		 * JOB_QUEUED only): post it without holding the pool lock,
+		 * which the loop wants for its next submission. The post
+		 * cannot fail for lack of memory without losing the
 		 * completion; fut__post only grows an array, retry until it
 		 * has room rather than drop a result. */
-		while (fut__post(p->loop, job_finished, job) < 0) {
-			pthread_mutex_unlock(&p->lock);
+		while (fut__post(p->loop, job_finished, job) < 0)
 			sched_yield();
-			pthread_mutex_lock(&p->lock);
-		}
+		pthread_mutex_lock(&p->lock);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -124,8 +125,10 @@ int fut__pool_submit(struct fut_loop *loop, int lane, struct fut__job *job)
 	else
 		p->head = job;
 	p->tail = job;
-	/* Start another worker only when every started one is busy. */
-	if (p->idle == 0 && p->started < p->nthreads) {
+	/* Start another worker when the queued jobs outnumber the idle
+	 * ones: an idle worker stays counted until it wakes, so comparing
+	 * with zero would let two quick submissions share one worker. */
+	if (++p->queued > p->idle && p->started < p->nthreads) {
 		pthread_attr_t attr;
 		pthread_attr_init(&attr);
 		pthread_attr_setstacksize(&attr, 256 * 1024);
@@ -135,6 +138,7 @@ int fut__pool_submit(struct fut_loop *loop, int lane, struct fut__job *job)
 		if (p->started == 0) {
 			/* No worker at all: the job could never run. */
 			p->head = p->tail = NULL;
+			p->queued = 0;
 			job->state = JOB_IDLE;
 			pthread_mutex_unlock(&p->lock);
 			return -EAGAIN;
@@ -162,6 +166,7 @@ int fut__pool_cancel(struct fut__job *job)
 		else
 			p->tail = job->prev;
 		job->state = JOB_IDLE;
+		p->queued--;
 		r = 0;
 	}
 	pthread_mutex_unlock(&p->lock);

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -471,6 +472,48 @@ START_TEST(blocking_jobs)
 END_TEST
 
 /* The library's file I/O must not wait behind long user jobs. */
+static atomic_int rendezvous;
+
+/* Returns 1 if another job joined it within 2 s, i.e. both ran at once. */
+static int64_t meet(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&rendezvous, 1);
+	for (int i = 0; i < 2000; i++) {
+		if (atomic_load(&rendezvous) >= 2)
+			return 1;
+		usleep(1000);
+	}
+	return 0;
+}
+
+static int64_t quick(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+/* An idle worker must not be counted twice: two jobs submitted together
+ * while one worker idles run on two workers, at the same time. */
+START_TEST(blocking_jobs_run_in_parallel)
+{
+	fut_loop *loop = new_loop();
+	fut *q = fut_run_blocking(loop, quick, NULL);
+	wait_for(loop, q); /* one worker started, now idle */
+	fut_unref(q);
+	atomic_store(&rendezvous, 0);
+	fut *a = fut_run_blocking(loop, meet, NULL);
+	fut *b = fut_run_blocking(loop, meet, NULL);
+	wait_for(loop, a);
+	wait_for(loop, b);
+	ck_assert_int_eq(fut_value(a), 1);
+	ck_assert_int_eq(fut_value(b), 1);
+	fut_unref(a);
+	fut_unref(b);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 START_TEST(file_io_not_starved_by_blocking_jobs)
 {
 	struct fut_loop_opts o = { .threads = 1 };
@@ -584,6 +627,7 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, regular_file_read_write);
 	tcase_add_test(tc, invalid_io_arguments);
 	tcase_add_test(tc, blocking_jobs);
+	tcase_add_test(tc, blocking_jobs_run_in_parallel);
 	tcase_add_test(tc, file_io_not_starved_by_blocking_jobs);
 	tcase_add_test(tc, combinators_really_cancel);
 	tcase_add_test(tc, free_with_pending_work);
