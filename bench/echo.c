@@ -1,0 +1,369 @@
+/*
+ * Backends benchmark: socket echo over loopback TCP.
+ *
+ * One process, two threads. The server is a libfuture loop on the main
+ * thread (not pinned; see main): fut_accept() takes the 64 connections, then
+ * every connection runs its own loop of
+ *
+ *     fut_on_done(fut_then(fut_recv(conn, 1 KiB), send_back), next)
+ *
+ * where send_back returns fut_send() of the bytes that arrived and next
+ * starts the following fut_recv(). The client thread (pinned to cpu 1)
+ * uses plain blocking sockets and an epoll set: it keeps exactly one
+ * 1 KiB message in flight on each of the 64 connections, checks the
+ * echoed bytes, and stops after N round trips in total (default 400,000).
+ *
+ * Metric "rt": client wall time from the first send to the last reply,
+ * divided by N, i.e. ns per round trip with 64 in flight (the inverse of
+ * the throughput). The implementation name is the backend the server
+ * loop actually ran on (fut_loop_backend), chosen by FUTURE_BACKEND as
+ * usual; bench/run.sh runs the program once per backend.
+ *
+ * Usage: echo [-r reps] [-n round_trips]
+ */
+#include "bench.h"
+#include "future.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#define BENCH "echo"
+#define NCONN 64
+#define MSG 1024
+
+static long n_rounds;
+
+/* ------------------------------------------------------------------ */
+/* server: libfuture                                                   */
+
+struct conn {
+	fut_loop *loop;
+	int fd;
+	char buf[MSG];
+};
+
+static int srv_listen_fd;
+static int srv_accepted;
+static int srv_closed;
+static long srv_echoed; /* bytes echoed by the server */
+
+static void srv_recv_next(struct conn *c);
+
+static void srv_closed_cb(fut *f, void *arg)
+{
+	int err = fut_error(f);
+	if (err)
+		bench_die("server: fut_close: %s", fut_strerror(err));
+	free(arg);
+	srv_closed++;
+}
+
+static fut *srv_send_back(fut *f, void *arg)
+{
+	struct conn *c = arg;
+	int64_t n = fut_value(f);
+	if (n == 0)
+		return NULL; /* end of stream: the chain resolves with 0 */
+	srv_echoed += n;
+	return fut_send(c->loop, c->fd, c->buf, (size_t)n, 0);
+}
+
+static void srv_round_done(fut *f, void *arg)
+{
+	struct conn *c = arg;
+	int err = fut_error(f);
+	if (err)
+		bench_die("server: recv/send on fd %d: %s", c->fd,
+			  fut_strerror(err));
+	if (fut_value(f) == 0) { /* the client closed this connection */
+		fut *cl = fut_close(c->loop, c->fd);
+		if (!cl)
+			bench_die("server: fut_close: out of memory");
+		if (fut_on_done(cl, srv_closed_cb, c) < 0)
+			bench_die("server: fut_on_done failed");
+		return;
+	}
+	srv_recv_next(c);
+}
+
+static void srv_recv_next(struct conn *c)
+{
+	fut *r = fut_recv(c->loop, c->fd, c->buf, sizeof c->buf, 0);
+	if (!r)
+		bench_die("server: fut_recv: out of memory");
+	fut *g = fut_then(r, srv_send_back, c);
+	if (!g)
+		bench_die("server: fut_then: out of memory");
+	int e = fut_on_done(g, srv_round_done, c);
+	if (e < 0)
+		bench_die("server: fut_on_done: %s", fut_strerror(e));
+}
+
+static void srv_listener_closed(fut *f, void *arg)
+{
+	(void)arg;
+	int err = fut_error(f);
+	if (err)
+		bench_die("server: fut_close(listener): %s", fut_strerror(err));
+}
+
+static void srv_on_accept(fut *f, void *arg)
+{
+	fut_loop *loop = arg;
+	int err = fut_error(f);
+	if (err)
+		bench_die("server: fut_accept: %s", fut_strerror(err));
+	struct conn *c = malloc(sizeof *c);
+	if (!c)
+		bench_die("out of memory");
+	c->loop = loop;
+	c->fd = (int)fut_value(f);
+	int one = 1;
+	if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+		bench_die("setsockopt(TCP_NODELAY): %s", strerror(errno));
+	srv_recv_next(c);
+	fut *next;
+	if (++srv_accepted < NCONN)
+		next = fut_accept(loop, srv_listen_fd, NULL, NULL);
+	else
+		next = fut_close(loop, srv_listen_fd);
+	if (!next)
+		bench_die("server: out of memory");
+	int e = fut_on_done(next, srv_accepted < NCONN ? srv_on_accept
+						       : srv_listener_closed,
+			    loop);
+	if (e < 0)
+		bench_die("server: fut_on_done: %s", fut_strerror(e));
+}
+
+/* ------------------------------------------------------------------ */
+/* client: blocking sockets + epoll, on its own thread                */
+
+struct client {
+	struct sockaddr_in addr;
+	uint64_t t0, t1;
+	long done;
+};
+
+struct cconn {
+	int fd;
+	int got;      /* bytes of the current reply received */
+	int inflight; /* a message is out */
+	unsigned seq;
+	char out[MSG];
+	char in[MSG];
+};
+
+static void fill_msg(struct cconn *c, int idx)
+{
+	/* different bytes per connection and message, so a crossed or
+	 * stale reply is caught */
+	for (int i = 0; i < MSG; i++)
+		c->out[i] = (char)(idx * 31 + c->seq * 7 + i);
+}
+
+static void client_send(struct cconn *c, int idx)
+{
+	c->seq++;
+	fill_msg(c, idx);
+	ssize_t n = send(c->fd, c->out, MSG, MSG_NOSIGNAL);
+	if (n != MSG) /* blocking socket, empty send buffer: all or error */
+		bench_die("client: send: %s", n < 0 ? strerror(errno) : "short");
+	c->got = 0;
+	c->inflight = 1;
+}
+
+static void *client_main(void *arg)
+{
+	struct client *cl = arg;
+	static struct cconn cs[NCONN];
+	bench_pin_self(1);
+
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		bench_die("epoll_create1: %s", strerror(errno));
+	for (int i = 0; i < NCONN; i++) {
+		struct cconn *c = &cs[i];
+		memset(c, 0, sizeof *c);
+		c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (c->fd < 0)
+			bench_die("client: socket: %s", strerror(errno));
+		int one = 1;
+		if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one,
+			       sizeof one) < 0)
+			bench_die("setsockopt(TCP_NODELAY): %s", strerror(errno));
+		if (connect(c->fd, (struct sockaddr *)&cl->addr,
+			    sizeof cl->addr) < 0)
+			bench_die("client: connect: %s", strerror(errno));
+		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)i };
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+			bench_die("epoll_ctl: %s", strerror(errno));
+	}
+
+	long sent = 0, done = 0, inflight = 0;
+	cl->t0 = bench_now_ns();
+	for (int i = 0; i < NCONN && sent < n_rounds; i++, sent++, inflight++)
+		client_send(&cs[i], i);
+	struct epoll_event evs[NCONN];
+	while (inflight > 0) {
+		int k = epoll_wait(ep, evs, NCONN, 10000);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			bench_die("epoll_wait: %s", strerror(errno));
+		if (k == 0)
+			bench_die("client: no reply for 10 s (%ld of %ld done)",
+				  done, n_rounds);
+		for (int j = 0; j < k; j++) {
+			int i = (int)evs[j].data.u32;
+			struct cconn *c = &cs[i];
+			ssize_t n = recv(c->fd, c->in + c->got,
+					 (size_t)(MSG - c->got), MSG_DONTWAIT);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (n <= 0)
+				bench_die("client: recv: %s",
+					  n < 0 ? strerror(errno) : "server closed");
+			if (!c->inflight)
+				bench_die("client: unexpected bytes on connection %d", i);
+			c->got += (int)n;
+			if (c->got < MSG)
+				continue;
+			if (memcmp(c->in, c->out, MSG) != 0)
+				bench_die("client: connection %d: echo differs", i);
+			c->inflight = 0;
+			done++;
+			inflight--;
+			if (sent < n_rounds) {
+				client_send(c, i);
+				sent++;
+				inflight++;
+			}
+		}
+	}
+	cl->t1 = bench_now_ns();
+	cl->done = done;
+	for (int i = 0; i < NCONN; i++)
+		if (close(cs[i].fd) < 0)
+			bench_die("client: close: %s", strerror(errno));
+	close(ep);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+
+/* Work around a hang of the epoll backend (see BENCHMARKS.md, "Backends
+ * (issue 3)"): with 32 or more connections, replies stop at the end of the
+ * run, apparently when the backend's fd table grows past 64 entries while
+ * operations are queued. Touch a high fd once, before any traffic, so the
+ * table is grown up front. ECHO_NO_PREGROW=1 skips this (reproduces it). */
+static void pregrow_fd_table(fut_loop *loop)
+{
+	const char *no = getenv("ECHO_NO_PREGROW");
+	if (no && *no == '1')
+		return;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		bench_die("socketpair: %s", strerror(errno));
+	int hi = fcntl(sv[0], F_DUPFD_CLOEXEC, 1000);
+	if (hi < 0)
+		bench_die("fcntl(F_DUPFD): %s", strerror(errno));
+	close(sv[0]);
+	fut *p = fut_poll(loop, hi, POLLOUT);
+	if (!p)
+		bench_die("fut_poll: out of memory");
+	int r = fut_loop_run_until(loop, p);
+	if (r < 0 || fut_error(p))
+		bench_die("pregrow: %s", fut_strerror(r < 0 ? r : fut_error(p)));
+	fut_unref(p);
+	fut *c = fut_close(loop, hi);
+	if (!c)
+		bench_die("fut_close: out of memory");
+	r = fut_loop_run_until(loop, c);
+	if (r < 0 || fut_error(c))
+		bench_die("pregrow close: %s", fut_strerror(r < 0 ? r : fut_error(c)));
+	fut_unref(c);
+	close(sv[1]);
+}
+
+static void run_once(void)
+{
+	int err;
+	fut_loop *loop = fut_loop_new(NULL, &err);
+	if (!loop)
+		bench_die("fut_loop_new: %s", fut_strerror(err));
+	const char *backend = fut_loop_backend(loop);
+	bench_info(BENCH, "backend", "%s", backend);
+	pregrow_fd_table(loop);
+
+	srv_listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (srv_listen_fd < 0)
+		bench_die("socket: %s", strerror(errno));
+	int one = 1;
+	if (setsockopt(srv_listen_fd, SOL_SOCKET, SO_REUSEADDR, &one,
+		       sizeof one) < 0)
+		bench_die("setsockopt(SO_REUSEADDR): %s", strerror(errno));
+	struct client cl;
+	memset(&cl, 0, sizeof cl);
+	cl.addr.sin_family = AF_INET;
+	cl.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cl.addr.sin_port = 0;
+	socklen_t alen = sizeof cl.addr;
+	if (bind(srv_listen_fd, (struct sockaddr *)&cl.addr, sizeof cl.addr) < 0 ||
+	    listen(srv_listen_fd, 2 * NCONN) < 0 ||
+	    getsockname(srv_listen_fd, (struct sockaddr *)&cl.addr, &alen) < 0)
+		bench_die("bind/listen: %s", strerror(errno));
+
+	srv_accepted = srv_closed = 0;
+	srv_echoed = 0;
+	fut *a = fut_accept(loop, srv_listen_fd, NULL, NULL);
+	if (!a)
+		bench_die("fut_accept: out of memory");
+	int e = fut_on_done(a, srv_on_accept, loop);
+	if (e < 0)
+		bench_die("fut_on_done: %s", fut_strerror(e));
+
+	pthread_t t;
+	int r = pthread_create(&t, NULL, client_main, &cl);
+	if (r != 0)
+		bench_die("pthread_create: %s", strerror(r));
+	/* Returns once the client has closed every connection and the
+	 * server has closed its side: nothing is left to wait for. */
+	r = fut_loop_run(loop);
+	if (r < 0)
+		bench_die("fut_loop_run: %s", fut_strerror(r));
+	pthread_join(t, NULL);
+
+	if (srv_accepted != NCONN || srv_closed != NCONN)
+		bench_die("server: accepted %d, closed %d of %d connections",
+			  srv_accepted, srv_closed, NCONN);
+	if (cl.done != n_rounds || srv_echoed != (long)MSG * n_rounds)
+		bench_die("echo: %ld round trips, %ld bytes echoed; expected %ld",
+			  cl.done, srv_echoed, n_rounds);
+	double ns = (double)(cl.t1 - cl.t0) / (double)n_rounds;
+	char key[64];
+	snprintf(key, sizeof key, "%s_msgs_per_s", backend);
+	bench_info(BENCH, key, "%.0f", 1e9 / ns);
+	bench_result(BENCH, backend, "rt", ns);
+	int left = fut_loop_free(loop);
+	if (left != 0)
+		bench_die("fut_loop_free: %d futures leaked", left);
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_args a = bench_parse(argc, argv, 400000);
+	n_rounds = a.n;
+	/* The server thread is not pinned: the threads backend starts its
+	 * workers from it on demand, and they would inherit a one-cpu mask. */
+	bench_info(BENCH, "connections", "%d x %d bytes", NCONN, MSG);
+	bench_info(BENCH, "round_trips", "%ld", n_rounds);
+	for (int i = 0; i < a.reps; i++)
+		run_once();
+	return 0;
+}
