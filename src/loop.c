@@ -11,6 +11,14 @@
 #include <string.h>
 #include <time.h>
 
+uint64_t fut__clock_ms_ceil(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u +
+	       ((uint64_t)ts.tv_nsec + 999999u) / 1000000u;
+}
+
 void fut__update_time(struct fut_loop *loop)
 {
 	struct timespec ts;

@@ -252,7 +252,10 @@ fut *fut_sleep(fut_loop *loop, uint64_t ms)
 	f->refs = 2;
 	f->prod = &sleep_producer;
 	f->pdata = s;
-	uint64_t when = ms > UINT64_MAX - loop->now ? UINT64_MAX : loop->now + ms;
+	/* "At least ms from now": loop->now is the start of the tick,
+	 * truncated to the millisecond, so read the clock and round up. */
+	uint64_t start = ms ? fut__clock_ms_ceil() : loop->now;
+	uint64_t when = ms > UINT64_MAX - start ? UINT64_MAX : start + ms;
 	fut__timer_arm(loop, &s->tn, when);
 	return f;
 }

@@ -3,6 +3,12 @@
 TESTS += t/symbols.sh
 EXTRA_DIST += t/symbols.sh t/backend-epoll.sh t/backend-io_uring.sh \
 	t/backend-threads.sh t/tests.h
+# HTTP interop against real clients and servers (curl, python3, ab, nginx;
+# a missing one is a SKIP), once per backend.
+TESTS += t/http-interop-epoll.sh t/http-interop-io_uring.sh \
+	t/http-interop-threads.sh
+EXTRA_DIST += t/http-interop.sh t/http-interop-epoll.sh \
+	t/http-interop-io_uring.sh t/http-interop-threads.sh
 if HAVE_CHECK
 check_PROGRAMS += t/unit
 t_unit_SOURCES = t/main.c t/select.c t/smoke.c t/core.c t/coro.c t/http.c \
