@@ -374,7 +374,8 @@ static void req_finish(struct request *r, const char *body, size_t blen,
 	res->body_len = blen;
 	r->phase = R_DONE;
 	phase_timer_stop(r);
-	fut_resolve_ptr(r->result, res, resp_free);
+	if (fut_resolve_ptr(r->result, res, resp_free) < 0)
+		free(res); /* the caller cancelled the future meanwhile */
 	r->conn = NULL;
 	if (reusable && r->rh.keep_alive)
 		conn_idle(c);

@@ -18,6 +18,28 @@ dist_man3_MANS = \
 	man/fut_coro_sleep.3 \
 	man/fut_errname.3 \
 	man/fut_error.3 \
+	man/fut_http_chunked_decode.3 \
+	man/fut_http_fetch.3 \
+	man/fut_http_parse_request.3 \
+	man/fut_http_parse_response.3 \
+	man/fut_http_query_param.3 \
+	man/fut_http_reason.3 \
+	man/fut_http_req_body.3 \
+	man/fut_http_req_head.3 \
+	man/fut_http_req_header.3 \
+	man/fut_http_req_loop.3 \
+	man/fut_http_resp_header.3 \
+	man/fut_http_respond.3 \
+	man/fut_http_response_header.3 \
+	man/fut_http_response_of.3 \
+	man/fut_http_server_free.3 \
+	man/fut_http_server_new.3 \
+	man/fut_http_server_port.3 \
+	man/fut_http_server_shutdown.3 \
+	man/fut_http_status_of.3 \
+	man/fut_http_stream_begin.3 \
+	man/fut_http_stream_end.3 \
+	man/fut_http_stream_write.3 \
 	man/fut_loop_backend.3 \
 	man/fut_loop_fallback_reason.3 \
 	man/fut_loop_free.3 \
@@ -55,7 +77,7 @@ dist_man3_MANS = \
 	man/fut_value.3 \
 	man/fut_write.3 \
 	man/fut_yield.3
-dist_man7_MANS = man/libfuture.7
+dist_man7_MANS = man/libfuture.7 man/libfuture-http.7
 
 TESTS += t/man-coverage.sh
 EXTRA_DIST += t/man-coverage.sh
