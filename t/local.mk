@@ -7,7 +7,7 @@ EXTRA_DIST += t/symbols.sh t/backend-epoll.sh t/backend-io_uring.sh \
 # a missing one is a SKIP), once per backend.
 TESTS += t/http-interop-epoll.sh t/http-interop-io_uring.sh \
 	t/http-interop-threads.sh
-EXTRA_DIST += t/http-interop.sh t/http-interop-epoll.sh \
+EXTRA_DIST += t/fuzz.sh t/fuzz-http.c t/http-interop.sh t/http-interop-epoll.sh \
 	t/http-interop-io_uring.sh t/http-interop-threads.sh
 if HAVE_CHECK
 check_PROGRAMS += t/unit
