@@ -16,3 +16,4 @@ examples_fetch_LDADD = libfuture-http.la libfuture.la
 noinst_PROGRAMS += examples/seed-endpoint
 examples_seed_endpoint_SOURCES = examples/seed-endpoint.c
 examples_seed_endpoint_LDADD = libfuture-http.la libfuture.la
+EXTRA_DIST += examples/seed.sh examples/tornado/seed_endpoint.py examples/tornado/hello.py
