@@ -34,6 +34,9 @@ struct fdstate {
 	struct fut__opq q[3]; /* Q_READ, Q_WRITE, Q_POLL (index - 1) */
 	uint8_t kind;
 	bool registered;
+	bool stream;   /* SOCK_STREAM: a short recv means the buffer is empty */
+	bool rdrained; /* known empty until the next EPOLLIN edge */
+	bool rdhup;    /* the peer's FIN (or an error) was seen: stays readable */
 };
 
 struct ep {
@@ -121,6 +124,12 @@ static int classify(struct fdstate *fs, int fd)
 	if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
 		return -errno;
 	fs->kind = FD_POLLABLE;
+	int type = 0;
+	socklen_t tl = sizeof(type);
+	fs->stream = S_ISSOCK(st.st_mode) &&
+		     getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
+		     type == SOCK_STREAM;
+	fs->rdrained = fs->rdhup = false;
 	return 0;
 }
 
@@ -146,11 +155,12 @@ static int ensure_registered(struct ep *ep, struct fdstate *fs, int fd)
 
 /* A freshly accepted socket is known: non-blocking, and not registered
  * (whatever a previous holder of that number left behind). */
-static void adopt_accepted(struct ep *ep, int nfd)
+static void adopt_accepted(struct ep *ep, int nfd, bool stream)
 {
 	/* Never grow the table here: this runs inside attempt(), whose
 	 * callers hold pointers into it. A number past its end has no
-	 * state yet; fdstate() zeroes it when it is first used. */
+	 * state yet; fdstate() zeroes it when it is first used (and
+	 * classify() then learns what it is). */
 	if ((size_t)nfd >= ep->nfds)
 		return;
 	struct fdstate *fs = &ep->fds[nfd];
@@ -158,6 +168,8 @@ static void adopt_accepted(struct ep *ep, int nfd)
 		(void)epoll_ctl(ep->epfd, EPOLL_CTL_DEL, nfd, NULL);
 	fs->registered = false;
 	fs->kind = FD_POLLABLE;
+	fs->stream = stream;
+	fs->rdrained = fs->rdhup = false;
 }
 
 static int64_t send_some(struct fut__op *op)
@@ -196,7 +208,9 @@ static int64_t attempt(struct ep *ep, struct fut__op *op)
 			r = accept4(fd, op->addr, op->addrlen,
 				    SOCK_NONBLOCK | SOCK_CLOEXEC);
 			if (r >= 0)
-				adopt_accepted(ep, (int)r);
+				adopt_accepted(ep, (int)r,
+					       (size_t)fd < ep->nfds &&
+					       ep->fds[fd].stream);
 			break;
 		case OP_SEND:
 		case OP_WRITE:
@@ -237,6 +251,24 @@ static int64_t attempt(struct ep *ep, struct fut__op *op)
 		if (errno != EINTR)
 			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 	}
+}
+
+/* A recv on a stream socket that came back short emptied the socket's
+ * buffer: until the next EPOLLIN edge (the fd is registered, so one comes
+ * when data arrives) another recv would only return EAGAIN, so it waits
+ * without trying. A keep-alive server saves that syscall on every request
+ * (nginx keeps the same "ready" state per connection). */
+static bool drained_by(struct fdstate *fs, const struct fut__op *op,
+		       int64_t res)
+{
+	return op->kind == OP_RECV && !op->flags && fs->stream &&
+	       fs->registered && !fs->rdhup && (res == -EAGAIN ||
+				  (res > 0 && (size_t)res < op->len));
+}
+
+static bool skip_try(const struct fdstate *fs, const struct fut__op *op)
+{
+	return op->kind == OP_RECV && !op->flags && fs->rdrained;
 }
 
 static int64_t file_work(struct fut__job *job)
@@ -312,9 +344,15 @@ static void ep_submit(struct fut_loop *loop, struct fut__op *op)
 	}
 	int qi = fut__op_side(op->kind) + 1;
 	struct fut__opq *q = &fs->q[qi - 1];
-	if (!q->head) {
+	if (op->kind == OP_CONNECT) /* a new connection on this number */
+		fs->rdrained = fs->rdhup = false;
+	if (!q->head && !skip_try(fs, op)) {
 		int64_t res = attempt(ep, op);
 		if (res != -EAGAIN) {
+			if (res > 0 && op->kind == OP_RECV && !op->flags &&
+			    fs->stream && !fs->rdhup && (size_t)res < op->len &&
+			    ensure_registered(ep, fs, op->fd) == 0)
+				fs->rdrained = true;
 			fut__op_complete(op, res);
 			return;
 		}
@@ -345,11 +383,15 @@ static int ep_cancel(struct fut_loop *loop, struct fut__op *op)
 	return 0;
 }
 
-static void run_queue(struct ep *ep, struct fut__opq *q)
+static void run_queue(struct ep *ep, struct fdstate *fs, struct fut__opq *q)
 {
 	struct fut__op *op;
 	while ((op = q->head)) {
+		if (skip_try(fs, op))
+			return;
 		int64_t res = attempt(ep, op);
+		if (drained_by(fs, op, res))
+			fs->rdrained = true;
 		if (res == -EAGAIN)
 			return;
 		fut__opq_unlink(q, op);
@@ -362,10 +404,16 @@ static void on_event(struct ep *ep, int fd, uint32_t events)
 	if ((size_t)fd >= ep->nfds)
 		return;
 	struct fdstate *fs = &ep->fds[fd];
-	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
-		run_queue(ep, &fs->q[Q_READ - 1]);
+	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
+		fs->rdrained = false;
+		/* A short read does not empty a socket whose FIN has come:
+		 * the next recv returns 0 at once, and no new edge follows. */
+		if (events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+			fs->rdhup = true;
+		run_queue(ep, fs, &fs->q[Q_READ - 1]);
+	}
 	if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
-		run_queue(ep, &fs->q[Q_WRITE - 1]);
+		run_queue(ep, fs, &fs->q[Q_WRITE - 1]);
 	/* epoll's EPOLL* bits equal poll's POLL* bits on Linux. */
 	struct fut__opq *pq = &fs->q[Q_POLL - 1];
 	for (struct fut__op *op = pq->head, *next; op; op = next) {

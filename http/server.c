@@ -265,17 +265,37 @@ static int put_head(struct conn *c, int status, int64_t length)
 {
 	struct fut_http_req *r = &c->req;
 	struct outbuf *b = &c->next_out;
-	char line[256];
-	int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\nDate: %s\r\n",
-			 status, fut_http_reason(status), http_date());
-	if (out_add(b, line, (size_t)n) || out_add(b, r->hdrs.p, r->hdrs.len))
+	/* Built by hand: snprintf was a tenth of a hello-world response. */
+	char line[256], *q = line;
+	const char *reason = fut_http_reason(status), *date = http_date();
+	size_t rl = strlen(reason), dl = strlen(date);
+	memcpy(q, "HTTP/1.1 ", 9);
+	q += 9;
+	*q++ = (char)('0' + status / 100);
+	*q++ = (char)('0' + status / 10 % 10);
+	*q++ = (char)('0' + status % 10);
+	*q++ = ' ';
+	memcpy(q, reason, rl);
+	q += rl;
+	memcpy(q, "\r\nDate: ", 8);
+	q += 8;
+	memcpy(q, date, dl);
+	q += dl;
+	*q++ = '\r';
+	*q++ = '\n';
+	if (out_add(b, line, (size_t)(q - line)) ||
+	    out_add(b, r->hdrs.p, r->hdrs.len))
 		return -ENOMEM;
 	int ka = r->head.keep_alive && !r->close_after && c->srv &&
 		 !c->srv->stopping;
 	if (length >= 0 && !no_body_status(status)) {
-		n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n",
-			     (long long)length);
-		if (out_add(b, line, (size_t)n))
+		char num[24], *e = num + sizeof(num), *d = e;
+		uint64_t v = (uint64_t)length;
+		do
+			*--d = (char)('0' + v % 10);
+		while ((v /= 10));
+		if (out_add(b, "Content-Length: ", 16) ||
+		    out_add(b, d, (size_t)(e - d)) || out_add(b, "\r\n", 2))
 			return -ENOMEM;
 	} else if (length < 0 && !no_body_status(status)) {
 		if (r->head.minor_version >= 1) {
