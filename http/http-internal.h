@@ -11,6 +11,8 @@
 
 /* Case-insensitive compare of a (pointer, length) view with a C string. */
 int fut__http_ieq(const char *a, size_t alen, const char *b);
+/* Is c a token character (RFC 9110 5.6.2)? */
+int fut__http_tchar(unsigned char c);
 /* limits with zeros replaced by the defaults. */
 void fut__http_limits(const struct fut_http_limits *in,
 		      struct fut_http_limits *out);

@@ -43,6 +43,11 @@ static const unsigned char tchar[256] = {
 	['y'] = 1, ['z'] = 1,
 };
 
+int fut__http_tchar(unsigned char c)
+{
+	return tchar[c];
+}
+
 static int is_vchar_or_obs(unsigned char c)
 {
 	return (c > 0x20 && c != 0x7f);

@@ -322,11 +322,9 @@ int fut_http_resp_header(fut_http_req *r, const char *name, const char *value)
 {
 	if (check_req(r) || r->started || !name || !value || !*name)
 		return -EINVAL;
-	for (const char *p = name; *p; p++) {
-		unsigned char ch = (unsigned char)*p;
-		if (ch <= 0x20 || ch >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", ch))
+	for (const char *p = name; *p; p++)
+		if (!fut__http_tchar((unsigned char)*p))
 			return -EINVAL;
-	}
 	for (const char *p = value; *p; p++) {
 		unsigned char ch = (unsigned char)*p;
 		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
