@@ -647,6 +647,31 @@ else
 	show "$T/e3.err"
 fi
 
+# Several loops on one port (--threads 2, SO_REUSEPORT): ab sees one server.
+P2=$(rand_port)
+if port_free "$P2"; then
+	timeout 60 "$HTTPD" --host 127.0.0.1 --port "$P2" --threads 2 \
+		>"$T/httpd2.out" 2>"$T/httpd2.err" &
+	H2=$!
+	PIDS="$PIDS $H2"
+	i=0
+	while [ $i -lt 100 ] && ! grep -q 'listening on' "$T/httpd2.err"; do
+		i=$((i + 1)); sleep 0.05
+	done
+	timeout 60 ab -q -n 2000 -c 20 -k "http://127.0.0.1:$P2/" >"$T/ab2.out" 2>&1
+	if grep -q 'Complete requests: *2000' "$T/ab2.out" &&
+	   grep -q 'Failed requests: *0' "$T/ab2.out" &&
+	   grep -q '2 threads' "$T/httpd2.err"; then
+		pass "httpd --threads 2 (SO_REUSEPORT): ab 2000/2000, 0 failed"
+	else
+		fail "httpd --threads 2"
+		show "$T/ab2.out"
+		show "$T/httpd2.err"
+	fi
+	kill -TERM "$H2" 2>/dev/null
+	wait "$H2" 2>/dev/null
+fi
+
 # The server must still be alive, then stop cleanly on SIGTERM.
 if kill -0 "$HTTPD_PID" 2>/dev/null; then
 	kill -TERM "$HTTPD_PID"

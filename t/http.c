@@ -738,6 +738,38 @@ START_TEST(accept_survives_emfile)
 }
 END_TEST
 
+/* With max_connections = 1 a second client waits in the backlog until the
+ * first connection is gone, then is served. */
+START_TEST(connection_cap_defers_accept)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { .max_connections = 1,
+					  .idle_timeout_ms = 50 };
+	fut_http_server *srv = serve(loop, &o);
+	static struct raw a, b;
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.port = b.port = fut_http_server_port(srv);
+	a.send = "GET /sleep?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n";
+	a.send_len = strlen(a.send);
+	b.send = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	b.send_len = strlen(b.send);
+	fut *fa = fut_run_blocking(loop, raw_job, &a);
+	run_for(loop, 50); /* a holds the only connection */
+	fut *fb = fut_run_blocking(loop, raw_job, &b);
+	wait_for(loop, fb);
+	wait_for(loop, fa);
+	ck_assert_msg(!strncmp(a.got, "HTTP/1.1 200 OK", 15), "%s", a.got);
+	ck_assert_msg(!strncmp(b.got, "HTTP/1.1 200 OK", 15), "%s", b.got);
+	/* b got in only after a's 300 ms request and its idle close. */
+	ck_assert_int_ge(b.ms, 250);
+	fut_unref(fa);
+	fut_unref(fb);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -754,6 +786,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, client_errors);
 	tcase_add_test(tc, server_bad_arguments);
 	tcase_add_test(tc, accept_survives_emfile);
+	tcase_add_test(tc, connection_cap_defers_accept);
 	suite_add_tcase(s, tc);
 	return s;
 }
