@@ -298,6 +298,38 @@ static void wq_remove(struct pool *p, struct request *r)
 	r->wq_next = NULL;
 }
 
+/* The request lets go of its connection and closes it. */
+static void drop_conn(struct request *r)
+{
+	struct conn *c = r->conn;
+	r->conn = NULL;
+	if (c) {
+		c->req = NULL;
+		conn_destroy(c);
+	}
+}
+
+/* A reused connection died before any response byte: once more on a
+ * new one (taken before the old one's slot is given back). */
+static void retry_fresh(struct request *r)
+{
+	struct conn *c = r->conn;
+	r->retried = 1;
+	r->conn = NULL;
+	start_connect(r->pool, r);
+	c->req = NULL;
+	conn_destroy(c);
+}
+
+/* Connecting failed (or the request ended meanwhile): close the half-made
+ * connection and fail the request if it still runs. */
+static void connect_failed(struct request *r, int err)
+{
+	drop_conn(r);
+	if (r->phase != R_DONE)
+		req_fail(r, err);
+}
+
 /* End the request with err; its connection (if any) is closed, since the
  * exchange on it is in an unknown state. */
 static void req_fail(struct request *r, int err)
@@ -312,11 +344,8 @@ static void req_fail(struct request *r, int err)
 	fut_reject(r->result, err);
 	if (r->io)
 		fut_cancel(r->io); /* its callback closes the connection */
-	else if (r->conn) {
-		struct conn *c = r->conn;
-		r->conn = NULL;
-		conn_destroy(c);
-	}
+	else
+		drop_conn(r);
 	req_unref(r);
 	if (was == R_QUEUED)
 		pool_maybe_free(r->pool);
@@ -470,10 +499,7 @@ static void on_recv(fut *f, void *arg)
 	r->io = NULL;
 	struct conn *c = r->conn;
 	if (r->phase == R_DONE) { /* failed meanwhile: drop the connection */
-		if (c) {
-			r->conn = NULL;
-			conn_destroy(c);
-		}
+		drop_conn(r);
 		req_unref(r);
 		return;
 	}
@@ -481,10 +507,7 @@ static void on_recv(fut *f, void *arg)
 	    n != -ECANCELED) {
 		/* A pooled connection the server had closed: once more on a
 		 * new one. */
-		r->retried = 1;
-		r->conn = NULL;
-		start_connect(r->pool, r);
-		conn_destroy(c);
+		retry_fresh(r);
 		req_unref(r);
 		return;
 	}
@@ -494,10 +517,7 @@ static void on_recv(fut *f, void *arg)
 		return;
 	}
 	if (n == 0 && !c->len && c->reused && !r->retried) {
-		r->retried = 1;
-		r->conn = NULL;
-		start_connect(r->pool, r);
-		conn_destroy(c);
+		retry_fresh(r);
 		req_unref(r);
 		return;
 	}
@@ -555,15 +575,9 @@ static void on_sent(fut *f, void *arg)
 	r->io = NULL;
 	struct conn *c = r->conn;
 	if (r->phase == R_DONE) {
-		if (c) {
-			r->conn = NULL;
-			conn_destroy(c);
-		}
+		drop_conn(r);
 	} else if (err && c->reused && !r->retried && err != -ECANCELED) {
-		r->retried = 1;
-		r->conn = NULL;
-		start_connect(r->pool, r);
-		conn_destroy(c);
+		retry_fresh(r);
 	} else if (err) {
 		req_fail(r, err);
 	} else {
@@ -648,11 +662,7 @@ static void on_connected(fut *f, void *arg)
 	int err = fut_error(f);
 	r->io = NULL;
 	if (r->phase == R_DONE || err) {
-		c->req = NULL;
-		r->conn = NULL;
-		conn_destroy(c);
-		if (r->phase != R_DONE)
-			req_fail(r, err);
+		connect_failed(r, err);
 		req_unref(r);
 		return;
 	}
@@ -668,17 +678,12 @@ static void connect_to(struct request *r, struct conn *c,
 	c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
 		       SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
-		int err = -errno;
-		r->conn = NULL;
-		conn_destroy(c);
-		req_fail(r, err);
+		connect_failed(r, -errno);
 		return;
 	}
 	fut *f = fut_connect(r->loop, c->fd, sa, sl);
 	if (!f) {
-		r->conn = NULL;
-		conn_destroy(c);
-		req_fail(r, -ENOMEM);
+		connect_failed(r, -ENOMEM);
 		return;
 	}
 	r->io = f;
@@ -700,11 +705,7 @@ static void on_resolve_job(fut *f, void *arg)
 	int err = fut_error(f);
 	r->io = NULL;
 	if (r->phase == R_DONE || err) {
-		c->req = NULL;
-		r->conn = NULL;
-		conn_destroy(c);
-		if (r->phase != R_DONE)
-			req_fail(r, err);
+		connect_failed(r, err);
 	} else {
 		connect_to(r, c, (struct sockaddr *)&x->rs.ss, x->rs.sslen);
 	}
@@ -749,9 +750,7 @@ static void start_connect(struct pool *p, struct request *r)
 	struct resolve_ctx *x = calloc(1, sizeof(*x));
 	if (!x || !(x->rs.host = strdup(r->host))) {
 		free(x);
-		r->conn = NULL;
-		conn_destroy(c);
-		req_fail(r, -ENOMEM);
+		connect_failed(r, -ENOMEM);
 		return;
 	}
 	memcpy(x->rs.port, r->port, sizeof(x->rs.port));
@@ -760,9 +759,7 @@ static void start_connect(struct pool *p, struct request *r)
 	if (!f) {
 		free(x->rs.host);
 		free(x);
-		r->conn = NULL;
-		conn_destroy(c);
-		req_fail(r, -ENOMEM);
+		connect_failed(r, -ENOMEM);
 		return;
 	}
 	r->io = f;

@@ -375,19 +375,31 @@ static int request_line(const char *l, size_t ll,
 	return 0;
 }
 
+/* The arguments both head parsers take; fills *lim with the defaults
+ * applied and caps *max_headers. Returns nonzero when they are invalid. */
+static int check_args(const char *buf, size_t len, size_t last_len,
+		      const void *out, const struct fut_http_header *headers,
+		      size_t *max_headers, const struct fut_http_limits *limits,
+		      struct fut_http_limits *lim)
+{
+	if ((!buf && len) || !out || (!headers && *max_headers) ||
+	    last_len > len || bad_limits(limits))
+		return 1;
+	fut__http_limits(limits, lim);
+	if (*max_headers > lim->max_headers)
+		*max_headers = lim->max_headers;
+	return 0;
+}
+
 int fut_http_parse_request(const char *buf, size_t len, size_t last_len,
 			   struct fut_http_request_head *req,
 			   struct fut_http_header *headers, size_t max_headers,
 			   const struct fut_http_limits *limits)
 {
-	if ((!buf && len) || !req || (!headers && max_headers) ||
-	    last_len > len || bad_limits(limits))
-		return -EINVAL;
 	struct fut_http_limits lim;
-	fut__http_limits(limits, &lim);
-	if (max_headers > lim.max_headers)
-		max_headers = lim.max_headers;
-
+	if (check_args(buf, len, last_len, req, headers, &max_headers, limits,
+		       &lim))
+		return -EINVAL;
 	if (len == 0)
 		return FUT_HTTP_EINCOMPLETE;
 	size_t s = skip_empty_lines(buf, len);
@@ -467,13 +479,10 @@ int fut_http_parse_response(const char *buf, size_t len, size_t last_len,
 			    struct fut_http_header *headers, size_t max_headers,
 			    const struct fut_http_limits *limits)
 {
-	if ((!buf && len) || !resp || (!headers && max_headers) ||
-	    last_len > len || bad_limits(limits))
-		return -EINVAL;
 	struct fut_http_limits lim;
-	fut__http_limits(limits, &lim);
-	if (max_headers > lim.max_headers)
-		max_headers = lim.max_headers;
+	if (check_args(buf, len, last_len, resp, headers, &max_headers, limits,
+		       &lim))
+		return -EINVAL;
 	size_t end = head_end(buf, len, last_len >= 2 ? last_len - 2 : 0, 1);
 	if (!end || end > lim.max_header_bytes)
 		return (end > lim.max_header_bytes ||

@@ -830,12 +830,19 @@ static void anchor_done(struct anchor *a)
 		free(a);
 }
 
+/* A callback hung on the anchor has run: the server, or NULL if it is
+ * gone. */
+static fut_http_server *anchor_take(struct anchor *a)
+{
+	fut_http_server *s = a->srv;
+	anchor_done(a);
+	return s;
+}
+
 static void on_pause(fut *f, void *arg)
 {
 	(void)f;
-	struct anchor *a = arg;
-	fut_http_server *s = a->srv;
-	anchor_done(a);
+	fut_http_server *s = anchor_take(arg);
 	if (!s)
 		return;
 	s->pause_f = NULL;
@@ -1020,9 +1027,7 @@ int fut_http_server_port(const fut_http_server *s)
 static void on_deadline(fut *f, void *arg)
 {
 	(void)f;
-	struct anchor *a = arg;
-	fut_http_server *s = a->srv;
-	anchor_done(a);
+	fut_http_server *s = anchor_take(arg);
 	if (!s)
 		return;
 	s->deadline_f = NULL;
