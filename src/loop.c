@@ -43,7 +43,11 @@ fut_loop *fut_loop_new(const struct fut_loop_opts *opts, int *err)
 		*err = -EINVAL;
 		return NULL;
 	}
-	struct fut_loop *loop = calloc(1, sizeof(*loop));
+	/* Cache-line aligned: see `sleeping` in struct fut_loop. */
+	size_t lsz = (sizeof(struct fut_loop) + 63) & ~(size_t)63;
+	struct fut_loop *loop = aligned_alloc(64, lsz);
+	if (loop)
+		memset(loop, 0, lsz);
 	if (!loop) {
 		*err = -ENOMEM;
 		return NULL;
