@@ -195,6 +195,20 @@ static int parse_te(const char *v, size_t n, struct framing *fr)
 	return 0;
 }
 
+/* Host = uri-host [ ":" port ]: reg-name, IPv4 or an IP literal in
+ * brackets (RFC 3986 characters only; empty is allowed). */
+static int valid_host(const char *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)v[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') ||
+		      (ch && strchr("-._~%!$&'()*+,;=:[]", ch))))
+			return 0;
+	}
+	return 1;
+}
+
 static void parse_connection(const char *v, size_t n, struct framing *fr)
 {
 	size_t i = 0;
@@ -261,8 +275,11 @@ static int parse_fields(const char *p, size_t n, int allow_lf, int bad,
 			r = parse_te(h->value, h->value_len, fr);
 		else if (fut__http_ieq(l, c, "connection"))
 			parse_connection(h->value, h->value_len, fr);
-		else if (fut__http_ieq(l, c, "host"))
+		else if (fut__http_ieq(l, c, "host")) {
 			fr->hosts++;
+			if (!valid_host(h->value, h->value_len))
+				return bad; /* RFC 9112 3.2: 400 */
+		}
 		else if (fut__http_ieq(l, c, "expect"))
 			fr->expect_continue =
 				fut__http_ieq(h->value, h->value_len,

@@ -328,6 +328,8 @@ static const struct {
 	{ "GET / HTTP/1.1\nHost: x\n\n", 400 },
 	{ "GET / HTTP/1.1\r\n\r\n", 400 },
 	{ "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400 },
+	{ "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400 },
+	{ "GET / HTTP/1.1\r\nHost: a/b@c\r\n\r\n", 400 },
 	{ "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505 },
 	{ "FOO / HTTP/1.1\r\nHost: x\r\n\r\n", 501 },
 	{ "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
