@@ -4,7 +4,7 @@
  *   httpd --port N [--host H] [--threads T]
  *
  *   GET  /           200 "hello world\n"
- *   POST /echo       200 with the request body
+ *   POST /echo       200 with the request body (up to 64 MiB, else 413)
  *   GET  /sleep?ms=N 200 "slept\n" after N ms, blocking nothing
  *
  * With --threads T, T loops each run a server on the same port
@@ -147,6 +147,9 @@ int main(int argc, char **argv)
 		struct fut_http_server_opts o = {
 			.host = host, .port = port, .handler = handle,
 			.reuseport = threads > 1,
+			/* /echo takes bodies up to 64 MiB (library default:
+			 * 1 MiB; larger ones get 413). */
+			.limits = { .max_body = 64u << 20 },
 		};
 		err = fut_http_server_new(w[i].loop, &o, &w[i].srv);
 		if (err) {
