@@ -1,6 +1,7 @@
 # libfuture-http: the HTTP/1.1 parser, server and client, a separate library
 # built only on the public libfuture API (include/future.h).
-nobase_include_HEADERS = include/future/http.h
+futureincludedir = $(includedir)/future
+futureinclude_HEADERS = include/future/http.h
 pkgconfig_DATA += libfuture-http.pc
 lib_LTLIBRARIES += libfuture-http.la
 libfuture_http_la_SOURCES = http/http-internal.h http/parser.c http/server.c http/client.c
