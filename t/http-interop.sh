@@ -453,8 +453,8 @@ cases = [
      b"GET / HTTP/1.1\r\n" + H +
      b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 1000) for i in range(70)) +
      b"\r\n", 431),
-    ("Content-Length: 2000000",
-     b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 2000000\r\n\r\n", 413),
+    ("Content-Length: 100000000 (httpd: 64 MiB)",
+     b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 100000000\r\n\r\n", 413),
     ("unknown method FOO", b"FOO / HTTP/1.1\r\n" + H + b"\r\n", 501),
     ("NUL byte in a header",
      b"GET / HTTP/1.1\r\n" + H + b"X-A: a\x00b\r\n\r\n", 400),
