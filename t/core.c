@@ -16,14 +16,6 @@
 
 #include "tests.h"
 
-static fut_loop *new_loop(void)
-{
-	int err = 0;
-	fut_loop *loop = fut_loop_new(NULL, &err);
-	ck_assert_msg(loop, "fut_loop_new: %s", fut_strerror(err));
-	return loop;
-}
-
 struct order {
 	int seen[64];
 	int n;

@@ -19,14 +19,6 @@
 
 #include "tests.h"
 
-static fut_loop *new_loop(void)
-{
-	int err = 0;
-	fut_loop *loop = fut_loop_new(NULL, &err);
-	ck_assert_msg(loop, "fut_loop_new: %s", fut_strerror(err));
-	return loop;
-}
-
 static int64_t doubler(void *arg)
 {
 	int64_t v = 0;

@@ -22,30 +22,6 @@
 
 #include "tests.h"
 
-static fut_loop *new_loop(void)
-{
-	int err = 0;
-	fut_loop *loop = fut_loop_new(NULL, &err);
-	ck_assert_msg(loop, "fut_loop_new: %s", fut_strerror(err));
-	return loop;
-}
-
-static void wait_for(fut_loop *loop, fut *f)
-{
-	fut *guard = fut_timeout(fut_ref(f), 15000);
-	ck_assert_int_eq(fut_loop_run_until(loop, guard), 0);
-	ck_assert_msg(!(fut_error(guard) == -ETIMEDOUT &&
-			fut_error(f) == -ECANCELED), "no result in 15 s");
-	fut_unref(guard);
-}
-
-static void run_for(fut_loop *loop, uint64_t ms)
-{
-	fut *s = fut_sleep(loop, ms);
-	fut_loop_run_until(loop, s);
-	fut_unref(s);
-}
-
 /* ---- the handler every test serves ---- */
 
 static int stream_pending; /* write futures that had to wait */

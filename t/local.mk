@@ -11,7 +11,7 @@ EXTRA_DIST += t/fuzz.sh t/fuzz-http.c t/http-interop.sh t/http-interop-epoll.sh 
 	t/http-interop-io_uring.sh t/http-interop-threads.sh
 if HAVE_CHECK
 check_PROGRAMS += t/unit
-t_unit_SOURCES = t/main.c t/select.c t/smoke.c t/core.c t/coro.c t/http.c \
+t_unit_SOURCES = t/main.c t/util.c t/select.c t/smoke.c t/core.c t/coro.c t/http.c \
 	t/http-parser.c
 t_unit_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 t_unit_LDADD = libfuture-http.la libfuture.la $(CHECK_LIBS) -lpthread

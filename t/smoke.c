@@ -20,25 +20,6 @@
 
 #include "tests.h"
 
-static fut_loop *new_loop(void)
-{
-	int err = 0;
-	fut_loop *loop = fut_loop_new(NULL, &err);
-	ck_assert_msg(loop, "fut_loop_new: %s", fut_strerror(err));
-	return loop;
-}
-
-/* Run until f ends, failing the test (not hanging) after 10 s. */
-static void wait_for(fut_loop *loop, fut *f)
-{
-	fut *guard = fut_timeout(fut_ref(f), 10000);
-	ck_assert_int_eq(fut_loop_run_until(loop, guard), 0);
-	/* The guard cancels what it guards: that pair means a hang. */
-	ck_assert_msg(!(fut_error(guard) == -ETIMEDOUT &&
-			fut_error(f) == -ECANCELED), "no result in 10 s");
-	fut_unref(guard);
-}
-
 static void count_cb(fut *f, void *arg)
 {
 	(*(long *)arg)++;

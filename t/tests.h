@@ -3,6 +3,13 @@
 #define FUT_TESTS_H
 
 #include <check.h>
+#include <future.h>
+#include <stdint.h>
+
+/* t/util.c */
+fut_loop *new_loop(void); /* fails the test if it cannot */
+void wait_for(fut_loop *loop, fut *f); /* fails after 15 s */
+void run_for(fut_loop *loop, uint64_t ms);
 
 Suite *select_suite(void);
 int select_child(const char *name); /* t/unit --child NAME */

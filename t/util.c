@@ -1,0 +1,34 @@
+/* Helpers shared by the check suites. */
+#include <future.h>
+
+#include <check.h>
+#include <errno.h>
+
+#include "tests.h"
+
+fut_loop *new_loop(void)
+{
+	int err = 0;
+	fut_loop *loop = fut_loop_new(NULL, &err);
+	ck_assert_msg(loop, "fut_loop_new: %s", fut_strerror(err));
+	return loop;
+}
+
+/* Run until f ends, failing the test (not hanging) after 15 s. */
+void wait_for(fut_loop *loop, fut *f)
+{
+	fut *guard = fut_timeout(fut_ref(f), 15000);
+	ck_assert_int_eq(fut_loop_run_until(loop, guard), 0);
+	/* The guard cancels what it guards: that pair means a hang. */
+	ck_assert_msg(!(fut_error(guard) == -ETIMEDOUT &&
+			fut_error(f) == -ECANCELED), "no result in 15 s");
+	fut_unref(guard);
+}
+
+/* Run the loop for ms milliseconds. */
+void run_for(fut_loop *loop, uint64_t ms)
+{
+	fut *s = fut_sleep(loop, ms);
+	fut_loop_run_until(loop, s);
+	fut_unref(s);
+}
