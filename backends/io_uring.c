@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define RING_ENTRIES 256
@@ -64,10 +65,13 @@ struct acceptor {
 	size_t nstash, capstash;
 };
 
+enum { K_UNKNOWN = 0, K_FILE, K_OTHER };
+
 struct fdstate {
 	struct fut__opq q[NQ];
 	struct fut__op *inflight[NQ];
 	struct acceptor *acc;
+	uint8_t kind; /* K_*: learned with one fstat */
 };
 
 struct uring {
@@ -372,6 +376,8 @@ static void close_fd(struct uring *u, struct fut__op *op)
 		w->bq = B_NONE;
 		fut__op_complete(w, -ECANCELED);
 	}
+	if (fs)
+		fs->kind = K_UNKNOWN; /* the number may come back as anything */
 	if (fs && fs->acc) {
 		struct acceptor *a = fs->acc;
 		fs->acc = NULL;
@@ -399,6 +405,17 @@ static void close_fd(struct uring *u, struct fut__op *op)
 	OP_QI(op) = NQ; /* not tracked per fd */
 }
 
+static bool is_file(struct fdstate *fs, int fd)
+{
+	if (fs->kind == K_UNKNOWN) {
+		struct stat st;
+		fs->kind = fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) ||
+						   S_ISBLK(st.st_mode)) ?
+			   K_FILE : K_OTHER;
+	}
+	return fs->kind == K_FILE;
+}
+
 static void ur_submit(struct fut_loop *loop, struct fut__op *op)
 {
 	struct uring *u = U(loop);
@@ -409,6 +426,15 @@ static void ur_submit(struct fut_loop *loop, struct fut__op *op)
 	struct fdstate *fs = fdstate(u, op->fd);
 	if (!fs) {
 		fut__op_complete(op, -ENOMEM);
+		return;
+	}
+	if ((op->kind == OP_READ || op->kind == OP_WRITE) && op->off >= 0 &&
+	    is_file(fs, op->fd)) {
+		/* Positional file I/O has no order to keep (each op names its
+		 * offset, as epoll's pool runs them): all go to the ring at
+		 * once, so random reads run in parallel. */
+		OP_QI(op) = NQ;
+		to_ring(u, op);
 		return;
 	}
 	int qi = fut__op_side(op->kind);

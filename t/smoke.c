@@ -345,6 +345,42 @@ START_TEST(accept_past_fd_table_end)
 }
 END_TEST
 
+/* Many reads with offsets in flight on one file: each gets its own page
+ * (io_uring sends them all to the ring at once). */
+START_TEST(file_reads_in_parallel)
+{
+	enum { N = 64, PG = 4096 };
+	fut_loop *loop = new_loop();
+	char path[] = "/tmp/libfuture-pXXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	static char page[PG];
+	for (int i = 0; i < N; i++) {
+		memset(page, 'A' + i % 26, PG);
+		memcpy(page, &i, sizeof(i));
+		ck_assert_int_eq(pwrite(fd, page, PG, (off_t)i * PG), PG);
+	}
+	static char buf[N][PG];
+	fut *r[N];
+	for (int i = 0; i < N; i++) /* in reverse page order */
+		r[i] = fut_read(loop, fd, buf[i], PG, (int64_t)(N - 1 - i) * PG);
+	for (int i = 0; i < N; i++) {
+		wait_for(loop, r[i]);
+		ck_assert_int_eq(fut_value(r[i]), PG);
+		int got;
+		memcpy(&got, buf[i], sizeof(got));
+		ck_assert_int_eq(got, N - 1 - i);
+		ck_assert_int_eq(buf[i][PG - 1], 'A' + (N - 1 - i) % 26);
+		fut_unref(r[i]);
+	}
+	fut *c = fut_close(loop, fd);
+	wait_for(loop, c);
+	fut_unref(c);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 START_TEST(regular_file_read_write)
 {
 	fut_loop *loop = new_loop();
@@ -606,6 +642,7 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, accept_backlog_order_cancel_close);
 	tcase_add_test(tc, accept_past_fd_table_end);
 	tcase_add_test(tc, regular_file_read_write);
+	tcase_add_test(tc, file_reads_in_parallel);
 	tcase_add_test(tc, invalid_io_arguments);
 	tcase_add_test(tc, blocking_jobs);
 	tcase_add_test(tc, blocking_jobs_run_in_parallel);
