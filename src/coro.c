@@ -43,12 +43,8 @@
 #define FUT_ASAN 1
 #endif
 #endif
-#if defined(__SANITIZE_THREAD__)
+#ifdef FUT__TSAN
 #define FUT_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FUT_TSAN 1
-#endif
 #endif
 
 /* Sanitizers must be told about stack switches (their fiber APIs), or

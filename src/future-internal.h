@@ -111,17 +111,40 @@ struct fut__wheel {
 	size_t count;
 };
 
+#if defined(__SANITIZE_THREAD__)
+#define FUT__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FUT__TSAN 1
+#endif
+#endif
+
+/*
+ * A full barrier for the Dekker pairs (post.c, pool.c): a locked add to the
+ * stack is one of x86's cheaper full barriers than mfence (Linux's smp_mb
+ * does the same). TSan only understands the C11 fence.
+ */
+static inline void fut__full_fence(void)
+{
+#if defined(__x86_64__) && !defined(FUT__TSAN)
+	__asm__ __volatile__("lock; addl $0,-4(%%rsp)" ::: "memory", "cc");
+#else
+	atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
 /* --- thread pool jobs (src/pool.c) --- */
 
-enum { JOB_IDLE = 0, JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+enum { JOB_IDLE = 0, JOB_RING, JOB_OVERFLOW };
 
 struct fut__job {
-	struct fut__job *next, *prev;
+	struct fut__job *next, *prev; /* the pool's overflow FIFO */
 	struct fut__pool *pool;
+	struct fut__cell *cell; /* JOB_RING: where it was put */
 	int64_t (*work)(struct fut__job *job); /* on a worker thread */
 	void (*done)(struct fut__job *job, int64_t res); /* on the loop */
 	int64_t res;
-	int state; /* JOB_*, under the pool's lock */
+	int state; /* JOB_*, loop thread only */
 };
 
 /* --- operations: one per pending I/O or timer future --- */

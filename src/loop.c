@@ -214,6 +214,7 @@ int fut_loop_free(fut_loop *loop)
 	}
 	fut__pool_destroy(loop->pool_user);
 	fut__pool_destroy(loop->pool_io);
+	loop->pool_user = loop->pool_io = NULL;
 	/* Pool workers may have posted completions while stopping. */
 	while (fut__posts_pending(loop) || loop->rq_head) {
 		fut__drain_posts(loop);

@@ -558,6 +558,115 @@ START_TEST(file_io_not_starved_by_blocking_jobs)
 }
 END_TEST
 
+/* Jobs that wait for the gate to open, so the queue can be filled and
+ * cancelled while nothing runs. */
+static atomic_int gate_open, gate_waiting;
+
+static int64_t gate(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&gate_waiting, 1);
+	while (!atomic_load(&gate_open))
+		usleep(1000);
+	return 0;
+}
+
+#define NJOBS 3000
+static atomic_int job_ran[NJOBS];
+
+static int64_t numbered(void *arg)
+{
+	intptr_t i = (intptr_t)arg;
+	atomic_fetch_add(&job_ran[i], 1);
+	return i * 3;
+}
+
+static fut_loop *gated_loop(unsigned threads, fut **gates)
+{
+	struct fut_loop_opts o = { .threads = threads };
+	int err;
+	fut_loop *loop = fut_loop_new(&o, &err);
+	ck_assert_ptr_nonnull(loop);
+	atomic_store(&gate_open, 0);
+	atomic_store(&gate_waiting, 0);
+	for (unsigned i = 0; i < threads; i++)
+		gates[i] = fut_run_blocking(loop, gate, NULL);
+	for (int i = 0; i < 5000 && atomic_load(&gate_waiting) < (int)threads;
+	     i++)
+		usleep(1000);
+	ck_assert_int_eq(atomic_load(&gate_waiting), (int)threads);
+	return loop;
+}
+
+/* More jobs than the pool's queue holds at once: every one runs exactly
+ * once with its own result, and cancelling queued ones (wherever they
+ * wait) withdraws them before they run. */
+START_TEST(blocking_jobs_beyond_the_queue)
+{
+	fut *gates[2];
+	fut_loop *loop = gated_loop(2, gates);
+	static fut *f[NJOBS];
+	for (int i = 0; i < NJOBS; i++) {
+		atomic_store(&job_ran[i], 0);
+		f[i] = fut_run_blocking(loop, numbered, (void *)(intptr_t)i);
+		ck_assert_ptr_nonnull(f[i]);
+	}
+	for (int i = 0; i < NJOBS; i += 7) {
+		ck_assert_int_eq(fut_cancel(f[i]), 0);
+		ck_assert_int_eq(fut_error(f[i]), -ECANCELED);
+	}
+	atomic_store(&gate_open, 1);
+	for (int i = 0; i < NJOBS; i++)
+		wait_for(loop, f[i]);
+	for (int i = 0; i < NJOBS; i++) {
+		if (i % 7 == 0) {
+			ck_assert_int_eq(atomic_load(&job_ran[i]), 0);
+		} else {
+			ck_assert_int_eq(fut_error(f[i]), 0);
+			ck_assert_int_eq(fut_value(f[i]), i * 3);
+			ck_assert_int_eq(atomic_load(&job_ran[i]), 1);
+		}
+		fut_unref(f[i]);
+	}
+	for (int i = 0; i < 2; i++) {
+		wait_for(loop, gates[i]);
+		fut_unref(gates[i]);
+	}
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/* Jobs queued behind a queue whose every job was cancelled still run: a
+ * withdrawn job frees its place without a completion to say so. */
+START_TEST(blocking_jobs_behind_cancelled_ones)
+{
+	fut *gates[1];
+	fut_loop *loop = gated_loop(1, gates);
+	static fut *f[NJOBS];
+	for (int i = 0; i < NJOBS; i++)
+		f[i] = fut_run_blocking(loop, numbered, (void *)(intptr_t)i);
+	for (int i = 0; i < NJOBS; i++) {
+		ck_assert_int_eq(fut_cancel(f[i]), 0);
+		fut_unref(f[i]);
+	}
+	fut *late[100];
+	for (int i = 0; i < 100; i++) {
+		atomic_store(&job_ran[i], 0);
+		late[i] = fut_run_blocking(loop, numbered, (void *)(intptr_t)i);
+	}
+	atomic_store(&gate_open, 1);
+	for (int i = 0; i < 100; i++) {
+		wait_for(loop, late[i]);
+		ck_assert_int_eq(fut_value(late[i]), i * 3);
+		ck_assert_int_eq(atomic_load(&job_ran[i]), 1);
+		fut_unref(late[i]);
+	}
+	wait_for(loop, gates[0]);
+	fut_unref(gates[0]);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 START_TEST(combinators_really_cancel)
 {
 	fut_loop *loop = new_loop();
@@ -647,6 +756,8 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, blocking_jobs);
 	tcase_add_test(tc, blocking_jobs_run_in_parallel);
 	tcase_add_test(tc, file_io_not_starved_by_blocking_jobs);
+	tcase_add_test(tc, blocking_jobs_beyond_the_queue);
+	tcase_add_test(tc, blocking_jobs_behind_cancelled_ones);
 	tcase_add_test(tc, combinators_really_cancel);
 	tcase_add_test(tc, free_with_pending_work);
 	tcase_add_test(tc, leak_is_reported);
