@@ -15,7 +15,10 @@
  *
  * Metric "rt": client wall time from the first send to the last reply,
  * divided by N, i.e. ns per round trip with 64 in flight (the inverse of
- * the throughput). The implementation name is the backend the server
+ * the throughput). The client thread is usually the limit, so metric
+ * "srv_cpu" gives what the server spent: the process's CPU time over the
+ * same interval minus the client thread's (io_uring's kernel workers and
+ * the threads backend's workers count as server), per round trip. The implementation name is the backend the server
  * loop actually ran on (fut_loop_backend), chosen by FUTURE_BACKEND as
  * usual; bench/run.sh runs the program once per backend.
  *
@@ -147,6 +150,7 @@ static void srv_on_accept(fut *f, void *arg)
 struct client {
 	struct sockaddr_in addr;
 	uint64_t t0, t1;
+	uint64_t srv_cpu; /* process CPU minus this thread's, t0..t1 */
 	long done;
 };
 
@@ -158,6 +162,13 @@ struct cconn {
 	char out[MSG];
 	char in[MSG];
 };
+
+static uint64_t cpu_ns(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static void fill_msg(struct cconn *c, int idx)
 {
@@ -206,6 +217,8 @@ static void *client_main(void *arg)
 	}
 
 	long sent = 0, done = 0, inflight = 0;
+	uint64_t p0 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
+	uint64_t c0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
 	cl->t0 = bench_now_ns();
 	for (int i = 0; i < NCONN && sent < n_rounds; i++, sent++, inflight++)
 		client_send(&cs[i], i);
@@ -247,6 +260,8 @@ static void *client_main(void *arg)
 		}
 	}
 	cl->t1 = bench_now_ns();
+	cl->srv_cpu = cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - p0 -
+		      (cpu_ns(CLOCK_THREAD_CPUTIME_ID) - c0);
 	cl->done = done;
 	for (int i = 0; i < NCONN; i++)
 		if (close(cs[i].fd) < 0)
@@ -350,6 +365,8 @@ static void run_once(void)
 	snprintf(key, sizeof key, "%s_msgs_per_s", backend);
 	bench_info(BENCH, key, "%.0f", 1e9 / ns);
 	bench_result(BENCH, backend, "rt", ns);
+	bench_result(BENCH, backend, "srv_cpu",
+		     (double)cl.srv_cpu / (double)n_rounds);
 	int left = fut_loop_free(loop);
 	if (left != 0)
 		bench_die("fut_loop_free: %d futures leaked", left);
