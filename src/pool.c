@@ -23,7 +23,7 @@
  * itself in `idle` before its last look at the ring (the Dekker pair with
  * the submitter's fence), so a job is never left with every worker asleep.
  *
- * Workers are started lazily, on submissions that find none idle. Finished
+ * Workers are started lazily, when a job finds none idle. Finished
  * jobs go back to the loop through fut__post(): a per-thread queue, one
  * wake-up per batch.
  */
@@ -54,7 +54,9 @@ struct fut__pool {
 	_Alignas(64) size_t tail; /* next cell to fill */
 	struct fut__job *ovf_head, *ovf_tail;
 	struct fut_loop *loop;
-	unsigned nthreads, started;
+	unsigned nthreads;
+	_Atomic unsigned started; /* written under spawn_lock */
+	pthread_mutex_t spawn_lock;
 	pthread_t *threads;
 };
 
@@ -228,13 +230,16 @@ static bool wake_one(struct fut__pool *p)
  * that saves a futex wake and a context switch per job. Only one worker
  * searches at a time, so on a small machine the spinning never starves the
  * loop thread for long. A searcher that finds a job hands the searching
- * role on (wake_one) if more jobs are queued, so a burst still spreads over
- * every worker. Go's scheduler does the same with its spinning Ms.
+ * role on (wake_worker: a sleeper, or a new worker) if more jobs are
+ * queued, so a burst still spreads over every worker. Go's scheduler does
+ * the same with its spinning Ms.
  */
+static void wake_worker(struct fut__pool *p);
+
 static void *worker(void *arg)
 {
 	struct fut__pool *p = arg;
-	bool searching = true; /* counted by start_worker */
+	bool searching = true; /* counted by spawn */
 	for (;;) {
 		struct fut__job *job;
 		if (ring_take(p, &job)) {
@@ -244,7 +249,7 @@ static void *worker(void *arg)
 					    &p->searching, 1,
 					    memory_order_seq_cst) == 1 &&
 				    !ring_empty(p))
-					(void)wake_one(p);
+					wake_worker(p);
 			}
 			fut_post_fn fn = job_finished;
 			void *parg = job;
@@ -315,16 +320,46 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static bool start_worker(struct fut__pool *p)
+/*
+ * Add a worker, as a searcher. The loop and the workers both call this (a
+ * searcher that hands its role on when nobody sleeps has to), hence the
+ * lock; it is taken only while the pool grows.
+ */
+static bool spawn(struct fut__pool *p)
 {
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, 256 * 1024);
-	bool ok = pthread_create(&p->threads[p->started], &attr, worker, p) == 0;
-	if (ok)
-		p->started++;
-	pthread_attr_destroy(&attr);
+	bool ok = false;
+	pthread_mutex_lock(&p->spawn_lock);
+	unsigned n = atomic_load_explicit(&p->started, memory_order_relaxed);
+	if (n < p->nthreads) {
+		pthread_attr_t attr;
+		pthread_attr_init(&attr);
+		pthread_attr_setstacksize(&attr, 256 * 1024);
+		atomic_fetch_add_explicit(&p->searching, 1,
+					  memory_order_seq_cst);
+		ok = pthread_create(&p->threads[n], &attr, worker, p) == 0;
+		if (ok)
+			atomic_store_explicit(&p->started, n + 1,
+					      memory_order_relaxed);
+		else
+			atomic_fetch_sub_explicit(&p->searching, 1,
+						  memory_order_seq_cst);
+		pthread_attr_destroy(&attr);
+	}
+	pthread_mutex_unlock(&p->spawn_lock);
 	return ok;
+}
+
+static unsigned started(struct fut__pool *p)
+{
+	return atomic_load_explicit(&p->started, memory_order_relaxed);
+}
+
+/* Someone must look at the ring: a searcher, a woken sleeper, or a new
+ * worker when every one is busy running a job. */
+static void wake_worker(struct fut__pool *p)
+{
+	if (!wake_one(p) && started(p) < p->nthreads)
+		(void)spawn(p);
 }
 
 /* Loop thread, after filling cells: see that a worker will take them. */
@@ -332,20 +367,15 @@ static void published(struct fut__pool *p)
 {
 	/* The other half of the Dekker pair in worker(). */
 	fut__full_fence();
-	bool woke = wake_one(p);
-	if (p->started < p->nthreads &&
-	    (!woke || queued(p) > atomic_load_explicit(&p->searching,
-						       memory_order_relaxed) +
-				   atomic_load_explicit(&p->idle,
-							memory_order_relaxed))) {
-		/* Every worker is busy, or a burst is more than the
-		 * searchers can take at once: add one, as a searcher. */
-		atomic_fetch_add_explicit(&p->searching, 1,
-					  memory_order_seq_cst);
-		if (!start_worker(p))
-			atomic_fetch_sub_explicit(&p->searching, 1,
-						  memory_order_seq_cst);
-	}
+	wake_worker(p);
+	/* A burst larger than the searchers and sleepers can take at once
+	 * adds a worker now rather than one per handed-on search. */
+	if (started(p) < p->nthreads &&
+	    queued(p) > atomic_load_explicit(&p->searching,
+					     memory_order_relaxed) +
+				atomic_load_explicit(&p->idle,
+						     memory_order_relaxed))
+		(void)spawn(p);
 }
 
 static struct fut__pool *pool_get(struct fut_loop *loop, int lane)
@@ -366,6 +396,7 @@ static struct fut__pool *pool_get(struct fut_loop *loop, int lane)
 	}
 	for (size_t i = 0; i < RING; i++)
 		atomic_init(&p->ring[i].seq, i);
+	pthread_mutex_init(&p->spawn_lock, NULL);
 	p->loop = loop;
 	p->nthreads = loop->nthreads;
 	*pp = p;
@@ -377,15 +408,8 @@ int fut__pool_submit(struct fut_loop *loop, int lane, struct fut__job *job)
 	struct fut__pool *p = pool_get(loop, lane);
 	if (!p)
 		return -ENOMEM;
-	if (p->started == 0) {
-		atomic_fetch_add_explicit(&p->searching, 1,
-					  memory_order_relaxed);
-		if (!start_worker(p)) {
-			atomic_fetch_sub_explicit(&p->searching, 1,
-						  memory_order_relaxed);
-			return -EAGAIN; /* no worker: the job could never run */
-		}
-	}
+	if (started(p) == 0 && !spawn(p))
+		return -EAGAIN; /* no worker: the job could never run */
 	job->pool = p;
 	job->next = job->prev = NULL;
 	if (p->ovf_head)
@@ -438,13 +462,17 @@ void fut__pool_destroy(struct fut__pool *p)
 	if (!p)
 		return;
 	atomic_store_explicit(&p->stopping, true, memory_order_seq_cst);
-	for (unsigned i = 0; i < p->started; i++) {
+	pthread_mutex_lock(&p->spawn_lock);
+	unsigned n = started(p);
+	pthread_mutex_unlock(&p->spawn_lock);
+	for (unsigned i = 0; i < n; i++) {
 		atomic_fetch_add_explicit(&p->searching, 1,
 					  memory_order_relaxed);
 		sem_post(&p->sem);
 	}
-	for (unsigned i = 0; i < p->started; i++)
+	for (unsigned i = 0; i < n; i++)
 		pthread_join(p->threads[i], NULL);
+	pthread_mutex_destroy(&p->spawn_lock);
 	sem_destroy(&p->sem);
 	free(p->threads);
 	free(p);

@@ -598,6 +598,35 @@ static fut_loop *gated_loop(unsigned threads, fut **gates)
 	return loop;
 }
 
+/* Jobs submitted back to back, each blocking until all have started, run
+ * at once on as many workers: none waits behind a busy worker while the
+ * pool could still grow. Many rounds, because the workers' start-up races
+ * the submissions. */
+START_TEST(blocking_jobs_all_start)
+{
+	for (int round = 0; round < 200; round++) {
+		fut *gates[4];
+		struct fut_loop_opts o = { .threads = 4 };
+		int err;
+		fut_loop *loop = fut_loop_new(&o, &err);
+		ck_assert_ptr_nonnull(loop);
+		atomic_store(&gate_open, 0);
+		atomic_store(&gate_waiting, 0);
+		for (int i = 0; i < 4; i++)
+			gates[i] = fut_run_blocking(loop, gate, NULL);
+		for (int i = 0; i < 5000 && atomic_load(&gate_waiting) < 4; i++)
+			usleep(200);
+		ck_assert_int_eq(atomic_load(&gate_waiting), 4);
+		atomic_store(&gate_open, 1);
+		for (int i = 0; i < 4; i++) {
+			wait_for(loop, gates[i]);
+			fut_unref(gates[i]);
+		}
+		ck_assert_int_eq(fut_loop_free(loop), 0);
+	}
+}
+END_TEST
+
 /* More jobs than the pool's queue holds at once: every one runs exactly
  * once with its own result, and cancelling queued ones (wherever they
  * wait) withdraws them before they run. */
@@ -756,6 +785,7 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, blocking_jobs);
 	tcase_add_test(tc, blocking_jobs_run_in_parallel);
 	tcase_add_test(tc, file_io_not_starved_by_blocking_jobs);
+	tcase_add_test(tc, blocking_jobs_all_start);
 	tcase_add_test(tc, blocking_jobs_beyond_the_queue);
 	tcase_add_test(tc, blocking_jobs_behind_cancelled_ones);
 	tcase_add_test(tc, combinators_really_cancel);
