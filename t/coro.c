@@ -358,12 +358,13 @@ START_TEST(slow_callbacks_are_named)
 {
 	int p[2];
 	ck_assert_int_eq(pipe(p), 0);
+	const char *exe = self_exe();
 	pid_t pid = fork();
 	if (pid == 0) {
 		dup2(p[1], 2);
 		close(p[0]);
 		setenv("FUTURE_SLOW_MS", "10", 1);
-		execl("/proc/self/exe", "unit", "--child", "slow", (char *)NULL);
+		execl(exe, "unit", "--child", "slow", (char *)NULL);
 		_exit(126);
 	}
 	close(p[1]);

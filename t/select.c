@@ -40,10 +40,11 @@ static int in_child(int (*fn)(void))
  */
 static int in_fresh_process(const char *name, const char *backend)
 {
+	const char *exe = self_exe();
 	pid_t pid = fork();
 	if (pid == 0) {
 		setenv("FUTURE_BACKEND", backend, 1);
-		execl("/proc/self/exe", "unit", "--child", name, (char *)NULL);
+		execl(exe, "unit", "--child", name, (char *)NULL);
 		_exit(126);
 	}
 	int st = 0;

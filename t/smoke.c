@@ -773,8 +773,6 @@ Suite *smoke_suite(void)
 	Suite *s = suite_create("smoke");
 	TCase *tc = tcase_create("smoke");
 	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, resolve_from_8_threads);
-	tcase_add_test(tc, send_16mib_through_partial_writes);
 	tcase_add_test(tc, cancel_pending_recv_then_eof_and_epipe);
 	tcase_add_test(tc, tcp_accept_connect_refused);
 	tcase_add_test(tc, accept_backlog_order_cancel_close);
@@ -785,12 +783,20 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, blocking_jobs);
 	tcase_add_test(tc, blocking_jobs_run_in_parallel);
 	tcase_add_test(tc, file_io_not_starved_by_blocking_jobs);
-	tcase_add_test(tc, blocking_jobs_all_start);
 	tcase_add_test(tc, blocking_jobs_beyond_the_queue);
 	tcase_add_test(tc, blocking_jobs_behind_cancelled_ones);
 	tcase_add_test(tc, combinators_really_cancel);
 	tcase_add_test(tc, free_with_pending_work);
 	tcase_add_test(tc, leak_is_reported);
+	suite_add_tcase(s, tc);
+	/* Millions of operations: minutes under valgrind, which skips them
+	 * (.ci/test-all); every other build runs them. */
+	tc = tcase_create("heavy");
+	tcase_set_timeout(tc, 60);
+	tcase_set_tags(tc, "heavy");
+	tcase_add_test(tc, resolve_from_8_threads);
+	tcase_add_test(tc, send_16mib_through_partial_writes);
+	tcase_add_test(tc, blocking_jobs_all_start);
 	suite_add_tcase(s, tc);
 	return s;
 }

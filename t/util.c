@@ -3,6 +3,8 @@
 
 #include <check.h>
 #include <errno.h>
+#include <limits.h>
+#include <unistd.h>
 
 #include "tests.h"
 
@@ -31,4 +33,16 @@ void run_for(fut_loop *loop, uint64_t ms)
 	fut *s = fut_sleep(loop, ms);
 	fut_loop_run_until(loop, s);
 	fut_unref(s);
+}
+
+/* This test program's own path, for re-executing it in a fresh process.
+ * Not "/proc/self/exe" itself: under valgrind that names valgrind's tool,
+ * while readlink() of it gives the program valgrind runs. */
+const char *self_exe(void)
+{
+	static char path[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+	ck_assert_int_gt(n, 0);
+	path[n] = '\0';
+	return path;
 }
