@@ -10,25 +10,16 @@
  * With --threads T, T loops each run a server on the same port
  * (SO_REUSEPORT) and the kernel spreads connections over them. SIGINT or
  * SIGTERM shuts down gracefully (in-flight requests get 5 s).
- *
- * The main thread runs the first loop itself and hears signals through a
- * signalfd that loop polls, so with one loop the process has one thread,
- * like nginx's worker: in a process with more threads every fd syscall
- * takes and drops a reference on its file (fdget's slow path), two atomic
- * operations per recv and per send.
  */
 #include <future.h>
 #include <future/http.h>
 
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
 
 struct worker {
 	pthread_t tid;
@@ -111,18 +102,6 @@ static void shut(void *arg)
 	fut_on_done(fut_http_server_shutdown(w->srv, 5000), shut_done, w->loop);
 }
 
-static struct worker *workers;
-static int nworkers;
-
-/* SIGINT or SIGTERM arrived: every loop shuts its server down. */
-static void on_signal(fut *f, void *arg)
-{
-	(void)f;
-	(void)arg;
-	for (int i = 0; i < nworkers; i++)
-		fut_loop_post(workers[i].loop, shut, &workers[i]);
-}
-
 static int usage(void)
 {
 	fprintf(stderr, "usage: httpd --port N [--host H] [--threads T]\n");
@@ -184,24 +163,17 @@ int main(int argc, char **argv)
 	fprintf(stderr, "httpd: listening on %s:%d (%d thread%s, %s)\n",
 		host ? host : "0.0.0.0", port, threads, threads > 1 ? "s" : "",
 		fut_loop_backend(w[0].loop));
-	int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sfd < 0) {
-		perror("httpd: signalfd");
-		return 1;
-	}
-	workers = w;
-	nworkers = threads;
-	fut_on_done(fut_poll(w[0].loop, sfd, POLLIN), on_signal, NULL);
-	for (int i = 1; i < threads; i++)
+	for (int i = 0; i < threads; i++)
 		pthread_create(&w[i].tid, NULL, run, &w[i]);
-	fut_loop_run(w[0].loop);
+	int sig;
+	sigwait(&set, &sig);
+	for (int i = 0; i < threads; i++)
+		fut_loop_post(w[i].loop, shut, &w[i]);
 	for (int i = 0; i < threads; i++) {
-		if (i > 0)
-			pthread_join(w[i].tid, NULL);
+		pthread_join(w[i].tid, NULL);
 		fut_http_server_free(w[i].srv);
 		fut_loop_free(w[i].loop);
 	}
-	close(sfd);
 	free(w);
 	return 0;
 }
