@@ -102,7 +102,7 @@ start_httpd() {
 		PORT=$(rand_port)
 		port_free "$PORT" || continue
 		: >"$T/httpd.err"
-		timeout 120 "$HTTPD" --host 127.0.0.1 --port "$PORT" \
+		timeout -k 10 120 "$HTTPD" --host 127.0.0.1 --port "$PORT" \
 			>"$T/httpd.out" 2>"$T/httpd.err" &
 		HTTPD_PID=$!
 		PIDS="$PIDS $HTTPD_PID"
