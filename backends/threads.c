@@ -14,9 +14,8 @@
  *
  * Workers: started on demand, one per operation blocked at a time (a
  * blocked recv holds its worker), up to MAX_WORKERS; idle ones wait on a
- * condition variable, after one of them has spun ~10 us for the next op
- * (see worker()). A new one starts whenever the queued ops outnumber the
- * idle and spinning workers.
+ * condition variable. A new one starts whenever the queued ops outnumber
+ * the idle workers.
  *
  * Cancellation: a queued operation is withdrawn at once. A blocked one is
  * interrupted with a signal (SIGRTMIN + 7, handler installed without
@@ -39,7 +38,6 @@
 
 #define MAX_WORKERS 512
 #define CANCEL_RETRY_MS 5
-#define SPIN 512 /* pauses (~10 us) a searching worker waits for an op */
 
 enum { Q_READ = FUT__SIDE_READ, Q_WRITE = FUT__SIDE_WRITE,
        Q_POLL = FUT__SIDE_POLL, NQ = FUT__NSIDES };
@@ -64,10 +62,7 @@ struct thr {
 	struct fut__opq runq;
 	pthread_t workers[MAX_WORKERS];
 	unsigned nworkers, idle;
-	unsigned searching; /* workers spinning for an op (0 or 1) */
-	/* Ops in runq; more than idle + searching workers means start one.
-	 * Written under the lock, read by the searcher without it. */
-	_Atomic size_t nrunq;
+	size_t nrunq; /* ops in runq: more than idle workers means start one */
 	bool stopping;
 };
 
@@ -126,25 +121,6 @@ static void *worker(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	pthread_mutex_lock(&t->lock);
 	for (;;) {
-		/* Out of ops: spin a little first, unless another worker
-		 * already does. The next op is most often the loop's answer
-		 * to the one just finished (a send after a recv), and the
-		 * searcher takes it without a futex wake, a context switch
-		 * and a cache-cold thread. dispatch() does not signal while
-		 * a searcher exists; the searcher's decision to stop is
-		 * taken under the lock, so nothing is missed. */
-		if (!t->runq.head && !t->stopping && !t->searching) {
-			t->searching++;
-			pthread_mutex_unlock(&t->lock);
-			for (int i = 0; i < SPIN &&
-					!atomic_load_explicit(&t->nrunq,
-							      memory_order_relaxed);
-			     i += 16)
-				for (int k = 0; k < 16; k++)
-					fut__cpu_relax();
-			pthread_mutex_lock(&t->lock);
-			t->searching--;
-		}
 		while (!t->runq.head && !t->stopping) {
 			t->idle++;
 			pthread_cond_wait(&t->cond, &t->lock);
@@ -154,7 +130,7 @@ static void *worker(void *arg)
 			break;
 		struct fut__op *op = t->runq.head;
 		fut__opq_unlink(&t->runq, op);
-		atomic_fetch_sub_explicit(&t->nrunq, 1, memory_order_relaxed);
+		t->nrunq--;
 		op->bq = B_RUNNING;
 		OP_WORKER(op) = (uint64_t)pthread_self();
 		bool cancelled = OP_CANCEL(op);
@@ -186,21 +162,18 @@ static void dispatch(struct thr *t, struct fut__op *op)
 	pthread_mutex_lock(&t->lock);
 	op->bq = B_RUNQ;
 	fut__opq_append(&t->runq, op);
-	/* An idle worker counts as idle until it wakes up and takes an op,
-	 * and a searcher takes the first op queued: compare with the
-	 * queue, not with zero, or two dispatches before a worker gets
-	 * there would both rely on it and the second op would wait for a
-	 * worker that never comes. */
-	size_t n = atomic_fetch_add_explicit(&t->nrunq, 1,
-					     memory_order_relaxed) + 1;
-	if (n > t->idle + t->searching && t->nworkers < MAX_WORKERS) {
+	/* An idle worker counts as idle until it wakes up and takes an op:
+	 * compare with the queue, not with zero, or two dispatches before
+	 * it wakes would both rely on it and the second op would wait for
+	 * a worker that never comes. */
+	if (++t->nrunq > t->idle && t->nworkers < MAX_WORKERS) {
 		pthread_attr_t attr;
 		pthread_attr_init(&attr);
 		pthread_attr_setstacksize(&attr, 128 * 1024);
 		if (pthread_create(&t->workers[t->nworkers], &attr, worker, t) == 0)
 			t->nworkers++;
 		pthread_attr_destroy(&attr);
-	} else if (n > t->searching) {
+	} else {
 		pthread_cond_signal(&t->cond);
 	}
 	pthread_mutex_unlock(&t->lock);
@@ -309,7 +282,7 @@ static int th_cancel(struct fut_loop *loop, struct fut__op *op)
 	}
 	if (op->bq == B_RUNQ) {
 		fut__opq_unlink(&t->runq, op);
-		atomic_fetch_sub_explicit(&t->nrunq, 1, memory_order_relaxed);
+		t->nrunq--;
 		pthread_mutex_unlock(&t->lock);
 		int fd = op->fd, qi = (int)OP_QI(op);
 		t->fds[fd].running[qi] = NULL;

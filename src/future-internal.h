@@ -133,16 +133,6 @@ static inline void fut__full_fence(void)
 #endif
 }
 
-/* A spin-wait hint (pool.c, threads.c). */
-static inline void fut__cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 /* --- thread pool jobs (src/pool.c) --- */
 
 enum { JOB_IDLE = 0, JOB_RING, JOB_OVERFLOW };
