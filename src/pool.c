@@ -156,12 +156,7 @@ static void refill(struct fut__pool *p)
 	struct fut__job *job;
 	bool moved = false;
 	while ((job = p->ovf_head) && ring_put(p, job)) {
-		p->ovf_head = job->next;
-		if (job->next)
-			job->next->prev = NULL;
-		else
-			p->ovf_tail = NULL;
-		job->next = NULL;
+		ovf_unlink(p, job);
 		moved = true;
 	}
 	if (moved)
