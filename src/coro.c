@@ -43,8 +43,12 @@
 #define FUT_ASAN 1
 #endif
 #endif
-#ifdef FUT__TSAN
+#if defined(__SANITIZE_THREAD__)
 #define FUT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FUT_TSAN 1
+#endif
 #endif
 
 /* Sanitizers must be told about stack switches (their fiber APIs), or

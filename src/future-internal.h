@@ -111,28 +111,6 @@ struct fut__wheel {
 	size_t count;
 };
 
-#if defined(__SANITIZE_THREAD__)
-#define FUT__TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FUT__TSAN 1
-#endif
-#endif
-
-/*
- * A full barrier for the Dekker pairs (post.c, pool.c): a locked add to the
- * stack is one of x86's cheaper full barriers than mfence (Linux's smp_mb
- * does the same). TSan only understands the C11 fence.
- */
-static inline void fut__full_fence(void)
-{
-#if defined(__x86_64__) && !defined(FUT__TSAN)
-	__asm__ __volatile__("lock; addl $0,-4(%%rsp)" ::: "memory", "cc");
-#else
-	atomic_thread_fence(memory_order_seq_cst);
-#endif
-}
-
 /* --- thread pool jobs (src/pool.c) --- */
 
 enum { JOB_IDLE = 0, JOB_RING, JOB_OVERFLOW };

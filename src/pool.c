@@ -289,7 +289,7 @@ static void *worker(void *arg)
 			atomic_fetch_sub_explicit(&p->searching, 1,
 						  memory_order_seq_cst);
 		}
-		fut__full_fence();
+		atomic_thread_fence(memory_order_seq_cst);
 		if (!ring_empty(p) ||
 		    atomic_load_explicit(&p->stopping, memory_order_seq_cst)) {
 			/* Withdraw the announcement, unless a waker already
@@ -361,7 +361,7 @@ static void wake_worker(struct fut__pool *p)
 static void published(struct fut__pool *p)
 {
 	/* The other half of the Dekker pair in worker(). */
-	fut__full_fence();
+	atomic_thread_fence(memory_order_seq_cst);
 	wake_worker(p);
 	/* A burst larger than the searchers and sleepers can take at once
 	 * adds a worker now rather than one per handed-on search. */

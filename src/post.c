@@ -122,7 +122,7 @@ static struct fut__pq *my_queue(struct fut_loop *loop)
 /* Wake the loop if it announced it is going to sleep. */
 static void nudge(struct fut_loop *loop)
 {
-	fut__full_fence();
+	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&loop->sleeping, memory_order_relaxed) &&
 	    atomic_exchange_explicit(&loop->sleeping, 0, memory_order_seq_cst))
 		loop->be->wake(loop);
@@ -198,7 +198,7 @@ bool fut__posts_pending(struct fut_loop *loop)
 bool fut__prepare_sleep(struct fut_loop *loop)
 {
 	atomic_store_explicit(&loop->sleeping, 1, memory_order_seq_cst);
-	fut__full_fence();
+	atomic_thread_fence(memory_order_seq_cst);
 	if (fut__posts_pending(loop) ||
 	    atomic_load_explicit(&loop->stop, memory_order_relaxed)) {
 		atomic_store_explicit(&loop->sleeping, 0, memory_order_relaxed);
