@@ -1,7 +1,7 @@
 # Test suites (check), run once per backend: t/backend-<name>.sh sets
 # FUTURE_BACKEND; a backend the machine cannot run exits 77 (SKIP).
 TESTS += t/symbols.sh
-EXTRA_DIST += t/symbols.sh t/backend-epoll.sh t/backend-io_uring.sh \
+EXTRA_DIST += t/symbols.sh t/run-unit.sh t/backend-epoll.sh t/backend-io_uring.sh \
 	t/backend-threads.sh t/tests.h
 # HTTP interop against real clients and servers (curl, python3, ab, nginx;
 # a missing one is a SKIP), once per backend.
