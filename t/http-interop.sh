@@ -95,21 +95,23 @@ except OSError:
 # Each start_* sets PORT and the server's PID (also added to PIDS), tries
 # up to 20 random ports, and returns 1 if it never came up.
 
-start_httpd() {
+start_httpd() { # NAME [httpd args...]: sets PORT and HTTPD_PID
+	name=$1
+	shift
 	tries=0
 	while [ $tries -lt 20 ]; do
 		tries=$((tries + 1))
 		PORT=$(rand_port)
 		port_free "$PORT" || continue
-		: >"$T/httpd.err"
-		timeout -k 10 120 "$HTTPD" --host 127.0.0.1 --port "$PORT" \
-			>"$T/httpd.out" 2>"$T/httpd.err" &
+		: >"$T/$name.err"
+		timeout -k 10 120 "$HTTPD" --host 127.0.0.1 --port "$PORT" "$@" \
+			>"$T/$name.out" 2>"$T/$name.err" &
 		HTTPD_PID=$!
 		PIDS="$PIDS $HTTPD_PID"
 		i=0
 		while [ $i -lt 100 ]; do
 			i=$((i + 1))
-			if grep -q 'listening on' "$T/httpd.err"; then
+			if grep -q 'listening on' "$T/$name.err"; then
 				return 0
 			fi
 			kill -0 "$HTTPD_PID" 2>/dev/null || break
@@ -117,9 +119,11 @@ start_httpd() {
 		done
 		kill "$HTTPD_PID" 2>/dev/null
 		wait "$HTTPD_PID" 2>/dev/null
-		if ! grep -qi 'in use' "$T/httpd.err"; then
+		# Another test may take the port between the check and the
+		# bind: try another one.
+		if ! grep -qi 'in use' "$T/$name.err"; then
 			echo "httpd did not start:"
-			show "$T/httpd.err"
+			show "$T/$name.err"
 			return 1
 		fi
 	done
@@ -221,7 +225,7 @@ head -c 1048576 /dev/urandom >"$T/pywww/big.bin"
 cp "$T/pywww/big.bin" "$T/www/big.bin"
 printf 'hello world\n' >"$T/hello.expected"
 
-if ! start_httpd; then
+if ! start_httpd httpd; then
 	fail "startup: examples/httpd ($FUTURE_BACKEND) did not start"
 	exit 1
 fi
@@ -648,16 +652,9 @@ else
 fi
 
 # Several loops on one port (--threads 2, SO_REUSEPORT): ab sees one server.
-P2=$(rand_port)
-if port_free "$P2"; then
-	timeout 60 "$HTTPD" --host 127.0.0.1 --port "$P2" --threads 2 \
-		>"$T/httpd2.out" 2>"$T/httpd2.err" &
-	H2=$!
-	PIDS="$PIDS $H2"
-	i=0
-	while [ $i -lt 100 ] && ! grep -q 'listening on' "$T/httpd2.err"; do
-		i=$((i + 1)); sleep 0.05
-	done
+MAIN_PORT=$PORT MAIN_PID=$HTTPD_PID
+if start_httpd httpd2 --threads 2; then
+	P2=$PORT H2=$HTTPD_PID
 	timeout 60 ab -q -n 2000 -c 20 -k "http://127.0.0.1:$P2/" >"$T/ab2.out" 2>&1
 	if grep -q 'Complete requests: *2000' "$T/ab2.out" &&
 	   grep -q 'Failed requests: *0' "$T/ab2.out" &&
@@ -670,7 +667,10 @@ if port_free "$P2"; then
 	fi
 	kill -TERM "$H2" 2>/dev/null
 	wait "$H2" 2>/dev/null
+else
+	fail "httpd --threads 2 did not start"
 fi
+PORT=$MAIN_PORT HTTPD_PID=$MAIN_PID
 
 # The server must still be alive, then stop cleanly on SIGTERM.
 if kill -0 "$HTTPD_PID" 2>/dev/null; then
