@@ -243,7 +243,17 @@ struct fut_loop {
 	void *stacks;     /* pooled coroutine stacks */
 	unsigned nstacks;
 	int fallback; /* why auto skipped its first choice, or 0 */
+	bool streaming; /* the last drain ran a batch of posts */
 };
+
+static inline void fut__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
 
 /* future.c */
 fut *fut__alloc(struct fut_loop *loop);
@@ -260,8 +270,9 @@ size_t fut__free_all(struct fut_loop *loop);
 struct fut__pq;
 int fut__post(struct fut_loop *loop, fut_post_fn fn, void *arg);
 void fut__post_init(struct fut_loop *loop);
-bool fut__drain_posts(struct fut_loop *loop);
+size_t fut__drain_posts(struct fut_loop *loop);
 bool fut__posts_pending(struct fut_loop *loop);
+bool fut__await_posts(struct fut_loop *loop);
 bool fut__prepare_sleep(struct fut_loop *loop);
 void fut__stop_nudge(struct fut_loop *loop);
 void fut__posts_free(struct fut_loop *loop);

@@ -11,6 +11,10 @@
 #include <string.h>
 #include <time.h>
 
+/* A drain that ran this many posts means posts are streaming in: the loop
+ * looks for more for a moment before it sleeps (fut__await_posts). */
+#define STREAM_BATCH 8
+
 uint64_t fut__clock_ms_ceil(void)
 {
 	struct timespec ts;
@@ -96,7 +100,7 @@ static bool alive(struct fut_loop *loop)
  */
 static int tick(struct fut_loop *loop, fut *until)
 {
-	fut__drain_posts(loop);
+	loop->streaming = fut__drain_posts(loop) >= STREAM_BATCH;
 	fut__run_ready(loop);
 	fut__update_time(loop);
 	fut__timers_run(loop);
@@ -108,6 +112,8 @@ static int tick(struct fut_loop *loop, fut *until)
 		return 0;
 	else
 		timeout = fut__timers_timeout(loop);
+	if (timeout != 0 && loop->streaming && fut__await_posts(loop))
+		timeout = 0;
 	if (timeout != 0 && !fut__prepare_sleep(loop))
 		timeout = 0;
 	int r = loop->be->wait(loop, timeout);

@@ -184,15 +184,6 @@ static void job_finished(void *arg)
 	job->done(job, job->res);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 /*
  * Make sure some worker will look at the ring: if none is searching, turn
  * one sleeper into the searcher. Returns false when there is no searcher
@@ -275,7 +266,7 @@ static void *worker(void *arg)
 			 * cell the loop is about to fill away from it. */
 			while (i < SPIN && ring_empty(p)) {
 				for (int k = 0; k < 16; k++)
-					cpu_relax();
+					fut__cpu_relax();
 				i += 16;
 			}
 			if (i < SPIN)
