@@ -62,6 +62,7 @@ fut *fut__alloc(struct fut_loop *loop)
 		return NULL;
 	fut *f = loop->free_futs;
 	loop->free_futs = f->next;
+	__builtin_prefetch(loop->free_futs, 1); /* see fut__obj_alloc */
 	f->loop = loop;
 	atomic_store_explicit(&f->state, ST_PENDING, memory_order_relaxed);
 	f->refs = 1;

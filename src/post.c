@@ -51,7 +51,9 @@ struct tls_ent {
 	struct tls_ent *next;
 };
 
-static _Thread_local struct tls_ent *tls_list;
+/* initial-exec: no __tls_get_addr call on every post (as fut__thread_id). */
+static _Thread_local struct tls_ent *tls_list
+	__attribute__((tls_model("initial-exec")));
 static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 static _Atomic uint64_t next_loop_id = 1;
