@@ -16,9 +16,12 @@
  * try_send); only a send that would block goes to a worker.
  *
  * Workers: started on demand, one per operation blocked at a time (a
- * blocked recv holds its worker), up to MAX_WORKERS; idle ones wait on a
- * condition variable. A new one starts whenever the queued ops outnumber
- * the idle workers.
+ * blocked recv holds its worker), up to MAX_WORKERS. An idle worker sleeps
+ * on its own semaphore and is handed its next op directly, so it wakes up
+ * running, without taking the lock again (with a shared condition
+ * variable every wake-up fought the other workers for the mutex). With no
+ * idle worker the op waits in the run queue, a new worker starts, and
+ * whichever worker finishes first takes it.
  *
  * Cancellation: a queued operation is withdrawn at once. A blocked one is
  * interrupted with a signal (SIGRTMIN + 7, handler installed without
@@ -33,6 +36,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +57,14 @@ struct fdstate {
 	struct fut__op *close_op; /* waits for running ops to finish */
 };
 
+struct wk {
+	struct thr *t;
+	pthread_t tid;
+	sem_t sem;             /* posted when op is set, or to stop */
+	struct fut__op *op;    /* handed over by dispatch() */
+	struct wk *next_idle;
+};
+
 struct thr {
 	struct fut_loop *loop;
 	int evfd;
@@ -61,11 +73,10 @@ struct thr {
 	size_t cancelling; /* running ops with a cancel in flight */
 
 	pthread_mutex_t lock; /* runq, workers, idle, stopping, op->u.be */
-	pthread_cond_t cond;
 	struct fut__opq runq;
-	pthread_t workers[MAX_WORKERS];
-	unsigned nworkers, idle;
-	size_t nrunq; /* ops in runq: more than idle workers means start one */
+	struct wk *workers[MAX_WORKERS];
+	unsigned nworkers;
+	struct wk *idle; /* stack: the most recently idle is warmest */
 	bool stopping;
 };
 
@@ -115,30 +126,51 @@ static struct fdstate *fdstate(struct thr *t, int fd)
 
 static void completion(void *arg);
 
+/*
+ * Called with t->lock held; returns with it released. The next op to run,
+ * taken from the run queue or handed over while idle, or NULL to stop.
+ */
+static struct fut__op *next_op(struct thr *t, struct wk *w)
+{
+	for (;;) {
+		if (t->stopping) {
+			pthread_mutex_unlock(&t->lock);
+			return NULL;
+		}
+		struct fut__op *op = t->runq.head;
+		if (op) {
+			fut__opq_unlink(&t->runq, op);
+			op->bq = B_RUNNING;
+			OP_WORKER(op) = (uint64_t)w->tid;
+			pthread_mutex_unlock(&t->lock);
+			return op;
+		}
+		w->op = NULL;
+		w->next_idle = t->idle;
+		t->idle = w;
+		pthread_mutex_unlock(&t->lock);
+		/* EINTR: a cancel's signal for the op just handed over. */
+		while (sem_wait(&w->sem) != 0)
+			;
+		if (w->op)
+			return w->op;
+		pthread_mutex_lock(&t->lock); /* woken to stop */
+	}
+}
+
 static void *worker(void *arg)
 {
-	struct thr *t = arg;
+	struct wk *w = arg;
+	struct thr *t = w->t;
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, wake_signal());
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	pthread_mutex_lock(&t->lock);
-	for (;;) {
-		while (!t->runq.head && !t->stopping) {
-			t->idle++;
-			pthread_cond_wait(&t->cond, &t->lock);
-			t->idle--;
-		}
-		if (t->stopping)
-			break;
-		struct fut__op *op = t->runq.head;
-		fut__opq_unlink(&t->runq, op);
-		t->nrunq--;
-		op->bq = B_RUNNING;
-		OP_WORKER(op) = (uint64_t)pthread_self();
-		bool cancelled = OP_CANCEL(op);
-		pthread_mutex_unlock(&t->lock);
+	struct fut__op *op;
+	while ((op = next_op(t, w))) {
 		op->stop_on_eintr = true;
+		bool cancelled = __atomic_load_n(&op->cancel_req, __ATOMIC_ACQUIRE);
 		int64_t res = cancelled ? -ECANCELED : fut__op_exec_blocking(op);
 		pthread_mutex_lock(&t->lock);
 		/* Finished: from now on a cancel (or its re-send) must not
@@ -155,30 +187,46 @@ static void *worker(void *arg)
 			pthread_mutex_lock(&t->lock);
 		}
 	}
-	pthread_mutex_unlock(&t->lock);
 	return NULL;
 }
 
-/* Hand op to a worker; start one if every worker is busy. */
+static void start_worker(struct thr *t)
+{
+	struct wk *w = calloc(1, sizeof(*w));
+	if (!w)
+		return; /* the op waits for a running worker */
+	w->t = t;
+	sem_init(&w->sem, 0, 0);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 128 * 1024);
+	if (pthread_create(&w->tid, &attr, worker, w) == 0) {
+		t->workers[t->nworkers++] = w;
+	} else {
+		sem_destroy(&w->sem);
+		free(w);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+/* Hand op to an idle worker, or queue it and start one. */
 static void dispatch(struct thr *t, struct fut__op *op)
 {
 	pthread_mutex_lock(&t->lock);
+	struct wk *w = t->idle;
+	if (w) {
+		t->idle = w->next_idle;
+		w->op = op;
+		op->bq = B_RUNNING;
+		OP_WORKER(op) = (uint64_t)w->tid;
+		pthread_mutex_unlock(&t->lock);
+		sem_post(&w->sem);
+		return;
+	}
 	op->bq = B_RUNQ;
 	fut__opq_append(&t->runq, op);
-	/* An idle worker counts as idle until it wakes up and takes an op:
-	 * compare with the queue, not with zero, or two dispatches before
-	 * it wakes would both rely on it and the second op would wait for
-	 * a worker that never comes. */
-	if (++t->nrunq > t->idle && t->nworkers < MAX_WORKERS) {
-		pthread_attr_t attr;
-		pthread_attr_init(&attr);
-		pthread_attr_setstacksize(&attr, 128 * 1024);
-		if (pthread_create(&t->workers[t->nworkers], &attr, worker, t) == 0)
-			t->nworkers++;
-		pthread_attr_destroy(&attr);
-	} else {
-		pthread_cond_signal(&t->cond);
-	}
+	if (t->nworkers < MAX_WORKERS)
+		start_worker(t);
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -322,7 +370,6 @@ static int th_cancel(struct fut_loop *loop, struct fut__op *op)
 	}
 	if (op->bq == B_RUNQ) {
 		fut__opq_unlink(&t->runq, op);
-		t->nrunq--;
 		pthread_mutex_unlock(&t->lock);
 		int fd = op->fd, qi = (int)OP_QI(op);
 		t->fds[fd].running[qi] = NULL;
@@ -404,7 +451,6 @@ static int th_init(struct fut_loop *loop)
 	}
 	t->loop = loop;
 	pthread_mutex_init(&t->lock, NULL);
-	pthread_cond_init(&t->cond, NULL);
 	loop->be_data = t;
 	return 0;
 }
@@ -414,11 +460,15 @@ static void th_fini(struct fut_loop *loop)
 	struct thr *t = T(loop);
 	pthread_mutex_lock(&t->lock);
 	t->stopping = true;
-	pthread_cond_broadcast(&t->cond);
+	for (struct wk *w = t->idle; w; w = w->next_idle)
+		sem_post(&w->sem);
+	t->idle = NULL;
 	pthread_mutex_unlock(&t->lock);
-	for (unsigned i = 0; i < t->nworkers; i++)
-		pthread_join(t->workers[i], NULL);
-	pthread_cond_destroy(&t->cond);
+	for (unsigned i = 0; i < t->nworkers; i++) {
+		pthread_join(t->workers[i]->tid, NULL);
+		sem_destroy(&t->workers[i]->sem);
+		free(t->workers[i]);
+	}
 	pthread_mutex_destroy(&t->lock);
 	close(t->evfd);
 	free(t->fds);
