@@ -16,7 +16,8 @@
 #   bench/http.sh [-d SECONDS] [-r REPS] [-o NAME]...
 #       NAME: nginx raw evhttp tornado epoll io_uring threads
 # Needs wrk, nginx, python3-tornado, libevent-dev (make -C bench
-# evhttp_hello raw_epoll) and a built tree (make). Raw wrk output of the
+# evhttp_hello raw_epoll) and a built tree (make; HTTPD=<build>/examples/httpd
+# for a separate build directory). Raw wrk output of the
 # last round: bench/out/http-*.txt.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -135,7 +136,7 @@ fi
 for b in epoll io_uring threads; do
 	want $b || continue
 	port=$(free_port)
-	FUTURE_BACKEND=$b start "libfuture-$b" "$top/examples/httpd" --port "$port" --host 127.0.0.1
+	FUTURE_BACKEND=$b start "libfuture-$b" "${HTTPD:-$top/examples/httpd}" --port "$port" --host 127.0.0.1
 done
 
 round=1

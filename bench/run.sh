@@ -17,7 +17,8 @@
 # FUTURE_BACKEND picks libfuture's backend as usual; the table prints the
 # backend each program actually ran on. echo and fileread ignore it: they
 # run once per backend (epoll, io_uring, threads) in every repetition.
-# Raw lines go to bench/out/.
+# Raw lines go to bench/out/. LIBDIR=<build>/.libs benchmarks a build made
+# in a separate directory (default: the in-tree ../.libs).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -55,7 +56,7 @@ want() {
 make -s all >&2
 
 # The library is rebuilt by others while this runs: note which one we used.
-lib=$(readlink -f ../.libs/libfuture.so)
+lib=$(readlink -f "${LIBDIR:-../.libs}/libfuture.so")
 libsum() { sha256sum "$lib" | cut -c1-12; }
 sum0=$(libsum)
 
