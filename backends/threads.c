@@ -59,7 +59,8 @@ struct fdstate {
 
 struct wk {
 	struct thr *t;
-	pthread_t tid;
+	pthread_t thread;      /* from pthread_create: for the join */
+	pthread_t tid;         /* the worker's own pthread_self(): signals */
 	sem_t sem;             /* posted when op is set, or to stop */
 	struct fut__op *op;    /* handed over by dispatch() */
 	struct wk *next_idle;
@@ -167,6 +168,9 @@ static void *worker(void *arg)
 	sigaddset(&set, wake_signal());
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	pthread_mutex_lock(&t->lock);
+	/* POSIX does not promise pthread_create has stored the id before
+	 * the new thread runs, so take it from here, under the lock. */
+	w->tid = pthread_self();
 	struct fut__op *op;
 	while ((op = next_op(t, w))) {
 		op->stop_on_eintr = true;
@@ -200,7 +204,7 @@ static void start_worker(struct thr *t)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 128 * 1024);
-	if (pthread_create(&w->tid, &attr, worker, w) == 0) {
+	if (pthread_create(&w->thread, &attr, worker, w) == 0) {
 		t->workers[t->nworkers++] = w;
 	} else {
 		sem_destroy(&w->sem);
@@ -465,7 +469,7 @@ static void th_fini(struct fut_loop *loop)
 	t->idle = NULL;
 	pthread_mutex_unlock(&t->lock);
 	for (unsigned i = 0; i < t->nworkers; i++) {
-		pthread_join(t->workers[i]->tid, NULL);
+		pthread_join(t->workers[i]->thread, NULL);
 		sem_destroy(&t->workers[i]->sem);
 		free(t->workers[i]);
 	}
