@@ -243,7 +243,6 @@ struct fut_loop {
 	void *stacks;     /* pooled coroutine stacks */
 	unsigned nstacks;
 	int fallback; /* why auto skipped its first choice, or 0 */
-	bool streaming; /* the last drain ran a batch of posts */
 };
 
 static inline void fut__cpu_relax(void)

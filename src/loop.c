@@ -100,7 +100,7 @@ static bool alive(struct fut_loop *loop)
  */
 static int tick(struct fut_loop *loop, fut *until)
 {
-	loop->streaming = fut__drain_posts(loop) >= STREAM_BATCH;
+	bool streaming = fut__drain_posts(loop) >= STREAM_BATCH;
 	fut__run_ready(loop);
 	fut__update_time(loop);
 	fut__timers_run(loop);
@@ -112,7 +112,7 @@ static int tick(struct fut_loop *loop, fut *until)
 		return 0;
 	else
 		timeout = fut__timers_timeout(loop);
-	if (timeout != 0 && loop->streaming && fut__await_posts(loop))
+	if (timeout != 0 && streaming && fut__await_posts(loop))
 		timeout = 0;
 	if (timeout != 0 && !fut__prepare_sleep(loop))
 		timeout = 0;

@@ -42,7 +42,7 @@ void *fut__obj_alloc(struct fut__objpool *p)
 	 * so after a burst the free list jumps around memory and each pop
 	 * misses the cache. Fetch the next one now: its miss overlaps the
 	 * caller's work instead of stalling the next allocation (warm timer
-	 * arming 12% faster). */
+	 * arming ~15% faster). */
 	__builtin_prefetch(p->free, 1);
 	return o;
 }
