@@ -77,13 +77,21 @@ START_TEST(resolve_from_8_threads)
 }
 END_TEST
 
+/* A stream socketpair whose sv[0] has a tiny send buffer, so that big
+ * sends on it complete only through partial writes. */
+static void small_send_buffer_pair(int sv[2])
+{
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	int small = 4096;
+	ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small,
+				    sizeof(small)), 0);
+}
+
 START_TEST(send_16mib_through_partial_writes)
 {
 	fut_loop *loop = new_loop();
 	int sv[2];
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	int small = 4096;
-	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	small_send_buffer_pair(sv);
 	size_t big = 16u << 20;
 	char *src = malloc(big), *dst = malloc(big);
 	for (size_t i = 0; i < big; i++)
@@ -127,9 +135,7 @@ START_TEST(sends_keep_order_and_cancel_cleanly)
 {
 	fut_loop *loop = new_loop();
 	int sv[2];
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	int small = 4096;
-	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	small_send_buffer_pair(sv);
 	size_t na = 1u << 20, nb = 1000, nc = 65536;
 	char *a = malloc(na), *b = malloc(nb), *c = malloc(nc);
 	char *dst = malloc(na + nc + 1);
