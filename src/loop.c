@@ -81,13 +81,6 @@ fut_loop *fut_loop_new(const struct fut_loop_opts *opts, int *err)
 	return loop;
 }
 
-int fut_loop_post(fut_loop *loop, fut_post_fn fn, void *arg)
-{
-	if (!loop || !fn)
-		return -EINVAL;
-	return fut__post(loop, fn, arg);
-}
-
 static bool alive(struct fut_loop *loop)
 {
 	return loop->rq_head || loop->active || loop->wheel.count ||
