@@ -31,13 +31,18 @@ struct worker {
 static const char *host;
 static int port = -1;
 
-static int is(const fut_http_req *req, const char *method, const char *path)
+static int eq(const char *s, size_t len, const char *lit)
 {
-	const struct fut_http_request_head *h = fut_http_req_head(req);
-	return h->method_len == strlen(method) &&
-	       memcmp(h->method, method, h->method_len) == 0 &&
-	       h->path_len == strlen(path) &&
-	       memcmp(h->path, path, h->path_len) == 0;
+	return len == strlen(lit) && memcmp(s, lit, len) == 0;
+}
+
+/* RFC 9110 15.5.6: a known resource asked with a method it does not
+ * support gets 405 and the list of methods it does (Allow). */
+static void not_allowed(fut_http_req *req, const char *allow)
+{
+	fut_http_resp_header(req, "Allow", allow);
+	fut_http_resp_header(req, "Content-Type", "text/plain");
+	fut_http_respond(req, 405, "method not allowed\n", 19);
 }
 
 static void slept(fut *f, void *arg)
@@ -54,16 +59,25 @@ static void handle(fut_http_req *req, void *arg)
 {
 	(void)arg;
 	const struct fut_http_request_head *h = fut_http_req_head(req);
-	if (is(req, "GET", "/") || is(req, "HEAD", "/")) {
+	/* HEAD is GET without the body; the server drops the body itself. */
+	int get = eq(h->method, h->method_len, "GET") ||
+		  eq(h->method, h->method_len, "HEAD");
+	if (eq(h->path, h->path_len, "/")) {
+		if (!get)
+			return not_allowed(req, "GET, HEAD");
 		fut_http_resp_header(req, "Content-Type", "text/plain");
 		fut_http_respond(req, 200, "hello world\n", 12);
-	} else if (is(req, "POST", "/echo")) {
+	} else if (eq(h->path, h->path_len, "/echo")) {
+		if (!eq(h->method, h->method_len, "POST"))
+			return not_allowed(req, "POST");
 		size_t len;
 		const void *body = fut_http_req_body(req, &len);
 		fut_http_resp_header(req, "Content-Type",
 				     "application/octet-stream");
 		fut_http_respond(req, 200, body, len);
-	} else if (is(req, "GET", "/sleep")) {
+	} else if (eq(h->path, h->path_len, "/sleep")) {
+		if (!get)
+			return not_allowed(req, "GET, HEAD");
 		const char *v;
 		size_t vl;
 		char num[24] = "";

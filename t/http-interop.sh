@@ -355,10 +355,12 @@ import http.client, sys
 c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
 bad = []
 socks = []
+r_allow = [None]
 def req(method, path, body, want_status, want_body):
     c.request(method, path, body=body)
     r = c.getresponse()
     got = r.read()
+    r_allow[0] = r.getheader("Allow")
     socks.append(c.sock)
     if r.status != want_status or got != want_body:
         bad.append("%s %s: got %d %r, want %d %r" %
@@ -368,13 +370,17 @@ def req(method, path, body, want_status, want_body):
 req("GET", "/", None, 200, b"hello world\n")
 req("POST", "/echo", b"abc" * 1000, 200, b"abc" * 1000)
 req("GET", "/nope", None, 404, b"not found\n")
+req("DELETE", "/", None, 405, b"method not allowed\n")
+if r_allow[0] != "GET, HEAD":
+    bad.append("DELETE /: Allow %r, want 'GET, HEAD'" % r_allow[0])
+req("HEAD", "/sleep?ms=1", None, 200, b"")
 if socks[0] is None or any(s is not socks[0] for s in socks):
     bad.append("not one connection: %r" % socks)
 print("\n".join(bad) if bad else "OK")
 sys.exit(1 if bad else 0)
 EOF
 if [ $? = 0 ]; then
-	pass "2 http.client: 3 requests on one keep-alive connection"
+	pass "2 http.client: 5 requests on one keep-alive connection (GET, POST, 404, 405 with Allow, HEAD)"
 else
 	fail "2 http.client keep-alive:"
 	show "$T/p1.out"
