@@ -15,7 +15,7 @@
  *   -ECANCELED, or with its result if it won the race.
  * - A short send or write is resubmitted from op->done until all is sent.
  * - Other threads wake a loop blocked in the ring by writing an eventfd
- *   that has a read permanently queued in the ring.
+ *   that a multishot poll in the ring watches (see arm_wake).
  * - Accept is multishot (5.19) where the kernel has it: one SQE accepts
  *   connection after connection. A connection that arrives while no
  *   fut_accept is waiting is kept (accepted, non-blocking, close-on-exec)
@@ -34,6 +34,7 @@
 
 #include <errno.h>
 #include <liburing.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -78,6 +79,7 @@ struct uring {
 	struct io_uring ring;
 	int evfd;
 	uint64_t evbuf;
+	bool wake_read; /* no multishot poll here: a read stays queued */
 	bool no_multishot;
 	struct fdstate *fds;
 	size_t nfds;
@@ -115,11 +117,29 @@ static struct io_uring_sqe *sqe_get(struct uring *u)
 	return sqe;
 }
 
+/*
+ * The wake-up eventfd is watched by a multishot poll and never read, as
+ * the epoll backend watches it edge-triggered: every write(2) wakes the
+ * eventfd's waiters, so each wake() is one CQE, and no read completes and
+ * is re-armed per wake-up. Kernels without multishot poll (before 5.13)
+ * answer -EINVAL; the loop then keeps one read queued instead.
+ */
 static void arm_wake(struct uring *u)
 {
 	struct io_uring_sqe *sqe = sqe_get(u);
-	io_uring_prep_read(sqe, u->evfd, &u->evbuf, sizeof(u->evbuf), 0);
+	if (u->wake_read)
+		io_uring_prep_read(sqe, u->evfd, &u->evbuf, sizeof(u->evbuf), 0);
+	else
+		io_uring_prep_poll_multishot(sqe, u->evfd, POLLIN);
 	io_uring_sqe_set_data64(sqe, TAG_WAKE);
+}
+
+static void wake_cqe(struct uring *u, int res, unsigned flags)
+{
+	if (res == -EINVAL && !u->wake_read)
+		u->wake_read = true;
+	if (!(flags & IORING_CQE_F_MORE))
+		arm_wake(u);
 }
 
 static int ur_init(struct fut_loop *loop)
@@ -524,7 +544,7 @@ static int ur_wait(struct fut_loop *loop, int timeout_ms)
 			/* The macro rereads the tail: CQEs that arrive while
 			 * completions queue new SQEs are taken too. */
 			if (tag == TAG_WAKE)
-				arm_wake(u);
+				wake_cqe(u, res, cqe->flags);
 			else if (tag & TAG_ACC)
 				acceptor_cqe(u, (struct acceptor *)(uintptr_t)
 					     (tag & ~(uint64_t)TAG_ACC),
