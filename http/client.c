@@ -55,6 +55,7 @@ struct conn {
 	char *buf;
 	size_t len, cap;
 	char byte;            /* the idle watcher's buffer */
+	struct addrs *addrs;  /* connecting: resolved addresses, next to try */
 };
 
 struct pool {
@@ -188,6 +189,7 @@ static void conn_destroy(struct conn *c)
 	struct pool *p = c->pool;
 	if (c->fd >= 0)
 		fut_unref(fut_close(p->cl->loop, c->fd));
+	free(c->addrs);
 	free(c->buf);
 	free(c);
 	p->nconns--;
@@ -633,12 +635,35 @@ static void pool_next(struct pool *p)
 
 /* ---- connecting ---- */
 
+#define MAX_ADDRS 8 /* resolved addresses tried in turn, as curl and Python do */
+
+struct addrs {
+	struct sockaddr_storage ss[MAX_ADDRS];
+	socklen_t len[MAX_ADDRS];
+	int n, next;
+};
+
 struct resolve {
 	char *host;
 	char port[8];
-	struct sockaddr_storage ss;
-	socklen_t sslen;
+	struct addrs *out;
 };
+
+/* getaddrinfo's failures are not errno values: a name that does not
+ * resolve gets its own code, not a misleading "no route to host". */
+static int resolve_error(int e)
+{
+	switch (e) {
+	case EAI_SYSTEM:
+		return errno ? -errno : -EIO;
+	case EAI_MEMORY:
+		return -ENOMEM;
+	case EAI_AGAIN:
+		return FUT_HTTP_ERESOLVE_AGAIN;
+	default: /* EAI_NONAME, EAI_NODATA, EAI_FAIL, EAI_ADDRFAMILY... */
+		return FUT_HTTP_ERESOLVE;
+	}
+}
 
 static int64_t resolve_job(void *arg)
 {
@@ -648,11 +673,28 @@ static int64_t resolve_job(void *arg)
 	struct addrinfo *ai;
 	int e = getaddrinfo(rs->host, rs->port, &hints, &ai);
 	if (e)
-		return e == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
-	memcpy(&rs->ss, ai->ai_addr, ai->ai_addrlen);
-	rs->sslen = ai->ai_addrlen;
+		return resolve_error(e);
+	struct addrs *a = rs->out;
+	for (struct addrinfo *i = ai; i && a->n < MAX_ADDRS; i = i->ai_next) {
+		if (i->ai_addrlen > sizeof(a->ss[0]))
+			continue;
+		memcpy(&a->ss[a->n], i->ai_addr, i->ai_addrlen);
+		a->len[a->n++] = i->ai_addrlen;
+	}
 	freeaddrinfo(ai);
-	return 0;
+	return a->n ? 0 : FUT_HTTP_ERESOLVE;
+}
+
+static void connect_to(struct request *r, struct conn *c,
+		       const struct sockaddr *sa, socklen_t sl);
+
+/* Errors after which the next address of the name may still work. */
+static int try_next(int err)
+{
+	return err == -ECONNREFUSED || err == -ENETUNREACH ||
+	       err == -EHOSTUNREACH || err == -EADDRNOTAVAIL ||
+	       err == -EAFNOSUPPORT || err == -ETIMEDOUT ||
+	       err == -ECONNRESET;
 }
 
 static void on_connected(fut *f, void *arg)
@@ -661,6 +703,18 @@ static void on_connected(fut *f, void *arg)
 	struct request *r = c->req;
 	int err = fut_error(f);
 	r->io = NULL;
+	if (r->phase != R_DONE && c->addrs && try_next(err) &&
+	    c->addrs->next < c->addrs->n) {
+		/* The connect timer keeps running: it bounds all the tries. */
+		fut_unref(fut_close(r->loop, c->fd));
+		struct addrs *a = c->addrs;
+		int i = a->next++;
+		connect_to(r, c, (struct sockaddr *)&a->ss[i], a->len[i]);
+		req_unref(r);
+		return;
+	}
+	free(c->addrs);
+	c->addrs = NULL;
 	if (r->phase == R_DONE || err) {
 		connect_failed(r, err);
 		req_unref(r);
@@ -705,9 +759,12 @@ static void on_resolve_job(fut *f, void *arg)
 	int err = fut_error(f);
 	r->io = NULL;
 	if (r->phase == R_DONE || err) {
+		free(x->rs.out);
 		connect_failed(r, err);
 	} else {
-		connect_to(r, c, (struct sockaddr *)&x->rs.ss, x->rs.sslen);
+		struct addrs *a = c->addrs = x->rs.out;
+		a->next = 1;
+		connect_to(r, c, (struct sockaddr *)&a->ss[0], a->len[0]);
 	}
 	free(x->rs.host);
 	free(x);
@@ -748,7 +805,10 @@ static void start_connect(struct pool *p, struct request *r)
 		return;
 	}
 	struct resolve_ctx *x = calloc(1, sizeof(*x));
-	if (!x || !(x->rs.host = strdup(r->host))) {
+	if (!x || !(x->rs.host = strdup(r->host)) ||
+	    !(x->rs.out = calloc(1, sizeof(*x->rs.out)))) {
+		if (x)
+			free(x->rs.host);
 		free(x);
 		connect_failed(r, -ENOMEM);
 		return;
@@ -757,6 +817,7 @@ static void start_connect(struct pool *p, struct request *r)
 	x->c = c;
 	fut *f = fut_run_blocking(r->loop, resolve_job, &x->rs);
 	if (!f) {
+		free(x->rs.out);
 		free(x->rs.host);
 		free(x);
 		connect_failed(r, -ENOMEM);

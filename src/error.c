@@ -46,6 +46,9 @@ static const struct libcode libcodes[] = {
 	  "timed out waiting for a free HTTP connection" },
 	{ FUT_HTTP_ETIMEOUT_REQUEST, "FUT_HTTP_ETIMEOUT_REQUEST",
 	  "HTTP request timed out" },
+	{ FUT_HTTP_ERESOLVE, "FUT_HTTP_ERESOLVE", "host name does not resolve" },
+	{ FUT_HTTP_ERESOLVE_AGAIN, "FUT_HTTP_ERESOLVE_AGAIN",
+	  "temporary failure in name resolution" },
 };
 
 static const struct libcode *find(int err)
