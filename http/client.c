@@ -729,11 +729,19 @@ static void on_connected(fut *f, void *arg)
 static void connect_to(struct request *r, struct conn *c,
 		       const struct sockaddr *sa, socklen_t sl)
 {
-	c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
-		       SOCK_CLOEXEC, 0);
-	if (c->fd < 0) {
-		connect_failed(r, -errno);
-		return;
+	/* A family this host lacks (IPv6 disabled: EAFNOSUPPORT) moves on
+	 * to the name's next address, as a refused connect does. */
+	while ((c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
+			       SOCK_CLOEXEC, 0)) < 0) {
+		int err = -errno;
+		struct addrs *a = c->addrs;
+		if (!a || !try_next(err) || a->next >= a->n) {
+			connect_failed(r, err);
+			return;
+		}
+		int i = a->next++;
+		sa = (struct sockaddr *)&a->ss[i];
+		sl = a->len[i];
 	}
 	fut *f = fut_connect(r->loop, c->fd, sa, sl);
 	if (!f) {
