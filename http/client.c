@@ -20,6 +20,7 @@
 #include "http-internal.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -842,8 +843,15 @@ static void start_connect(struct pool *p, struct request *r)
 static int parse_url(const char *url, char **host, char *port,
 		     const char **path)
 {
-	if (strncasecmp(url, "http://", 7) != 0)
-		return FUT_HTTP_EBADURL;
+	if (strncasecmp(url, "http://", 7) != 0) {
+		/* "https://..." is the usual surprise: say it is the scheme
+		 * (RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )). */
+		size_t n = strspn(url, "abcdefghijklmnopqrstuvwxyz"
+				  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
+		return n && isalpha((unsigned char)url[0]) &&
+		       strncmp(url + n, "://", 3) == 0 ? FUT_HTTP_ESCHEME
+						       : FUT_HTTP_EBADURL;
+	}
 	const char *h = url + 7, *he, *p;
 	for (const char *q = url; *q; q++)
 		if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f)

@@ -49,6 +49,8 @@ static const struct libcode libcodes[] = {
 	{ FUT_HTTP_ERESOLVE, "FUT_HTTP_ERESOLVE", "host name does not resolve" },
 	{ FUT_HTTP_ERESOLVE_AGAIN, "FUT_HTTP_ERESOLVE_AGAIN",
 	  "temporary failure in name resolution" },
+	{ FUT_HTTP_ESCHEME, "FUT_HTTP_ESCHEME",
+	  "URL scheme not supported (only http://)" },
 };
 
 static const struct libcode *find(int err)

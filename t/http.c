@@ -563,7 +563,7 @@ START_TEST(client_errors)
 {
 	fut_loop *loop = new_loop();
 	static const char *const bad[] = {
-		"https://127.0.0.1/", "ftp://x/", "http://", "http:///x",
+		"http:/x", "1http://x/", "http://", "http:///x",
 		"http://x:0/", "http://x:65536/", "http://x:12ab/",
 		"http://user@x/", "http://[::1/", "http://a b/",
 	};
@@ -572,6 +572,15 @@ START_TEST(client_errors)
 		wait_for(loop, f);
 		ck_assert_msg(fut_error(f) == FUT_HTTP_EBADURL, "%s: %s", bad[i],
 			      fut_strerror(fut_error(f)));
+		fut_unref(f);
+	}
+	static const char *const other[] = { "https://127.0.0.1/", "FTP://x/",
+					     "git+ssh://x/" };
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		fut *f = fut_http_fetch(loop, other[i], NULL);
+		wait_for(loop, f);
+		ck_assert_msg(fut_error(f) == FUT_HTTP_ESCHEME, "%s: %s",
+			      other[i], fut_strerror(fut_error(f)));
 		fut_unref(f);
 	}
 	fut *f = fut_http_fetch(loop, NULL, NULL);
