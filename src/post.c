@@ -205,10 +205,10 @@ bool fut__posts_pending(struct fut_loop *loop)
 /*
  * Posts are streaming in (the last drain ran a batch): rather than sleep
  * and have the producer pay for a wake-up (a system call, about 1 us) every
- * few dozen posts, wait ~10 us and look again, as the pool's searching
- * worker does. It looks once, at the end: every look pulls the producer's
- * counter and slot lines away from it, and its next post's fence then
- * waits for them to come back. Looking every 16 pauses cost a flood 40..70
+ * few dozen posts, wait ~10 us and look again (the pool's searching worker
+ * spins too, but looks often). It looks once, at the end: every look pulls
+ * the producer's counter and slot lines away from it, and its next post's
+ * fence then waits for them to come back. Looking every 16 pauses cost a flood 40..70
  * ns per post, every 128 about 32, once about 16 (BENCHMARKS.md). Returns
  * true when posts arrived or a stop was asked.
  */
