@@ -208,9 +208,9 @@ bool fut__posts_pending(struct fut_loop *loop)
  * few dozen posts, wait ~10 us and look again (the pool's searching worker
  * spins too, but looks often). It looks once, at the end: every look pulls
  * the producer's counter and slot lines away from it, and its next post's
- * fence then waits for them to come back. Looking every 16 pauses cost a flood 40..70
- * ns per post, every 128 about 32, once about 16 (BENCHMARKS.md). Returns
- * true when posts arrived or a stop was asked.
+ * fence then waits for them to come back. Looking every 16 pauses cost a
+ * flood 40..70 ns per post, every 128 about 32, once about 16
+ * (BENCHMARKS.md). Returns true when posts arrived or a stop was asked.
  */
 bool fut__await_posts(struct fut_loop *loop)
 {
