@@ -17,6 +17,7 @@
 # FUTURE_BACKEND picks libfuture's backend as usual; the table prints the
 # backend each program actually ran on. echo and fileread ignore it: they
 # run once per backend (epoll, io_uring, threads) in every repetition.
+# ECHO_CLIENT=epoll gives echo its older epoll client (see bench/echo.c).
 # Raw lines go to bench/out/. LIBDIR=<build>/.libs benchmarks a build made
 # in a separate directory (default: the in-tree ../.libs).
 set -eu
@@ -32,7 +33,7 @@ while getopts r:qo:h c; do
 	r) reps=$OPTARG ;;
 	q) quick=1 ;;
 	o) only="$only $OPTARG" ;;
-	*) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	*) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 	esac
 done
 
