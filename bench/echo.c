@@ -28,7 +28,11 @@
  * loop actually ran on (fut_loop_backend), chosen by FUTURE_BACKEND as
  * usual; bench/run.sh runs the program once per backend.
  *
- * Usage: echo [-r reps] [-n round_trips]
+ * -o libuv serves the same echo with libuv instead (uv_read_start, then
+ * uv_try_write and uv_write for what does not fit), against the same
+ * client: the peer for "faster than libuv at the jobs they share".
+ *
+ * Usage: echo [-r reps] [-n round_trips] [-o libuv]
  */
 #include "bench.h"
 #include "future.h"
@@ -42,10 +46,15 @@
 #include <sys/socket.h>
 
 #include <liburing.h>
+#include <uv.h>
 
 #define BENCH "echo"
 #define NCONN 64
 #define MSG 1024
+/* Both servers read into 64 KiB, libuv's suggested_size: a read that
+ * fills its buffer cannot tell that the socket is drained, so a buffer
+ * the size of one message costs a second, empty read per message. */
+#define SRV_BUF 65536
 
 static long n_rounds;
 
@@ -55,7 +64,7 @@ static long n_rounds;
 struct conn {
 	fut_loop *loop;
 	int fd;
-	char buf[MSG];
+	char buf[SRV_BUF];
 };
 
 static int srv_listen_fd;
@@ -403,16 +412,142 @@ static void *client_uring(void *arg)
 }
 
 /* ------------------------------------------------------------------ */
+/* server: libuv, the same echo written as its users write it          */
 
-static void run_once(void)
+struct uvconn {
+	uv_tcp_t h;
+	char buf[SRV_BUF];
+};
+
+struct uvwrite {
+	uv_write_t req;
+	char data[];
+};
+
+static uv_tcp_t uv_listener;
+
+static void uv_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	(void)hint;
+	struct uvconn *c = (struct uvconn *)h;
+	*b = uv_buf_init(c->buf, sizeof c->buf);
+}
+
+static void uv_conn_closed(uv_handle_t *h)
+{
+	free(h);
+	srv_closed++;
+}
+
+static void uv_written(uv_write_t *req, int status)
+{
+	if (status < 0)
+		bench_die("libuv server: write: %s", uv_strerror(status));
+	free(req);
+}
+
+/* uv_try_write first, as libuv's own docs suggest; what does not fit
+ * goes out with uv_write from a copy (the read buffer is reused). */
+static void uv_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+	if (n == UV_EOF) {
+		uv_close((uv_handle_t *)st, uv_conn_closed);
+		return;
+	}
+	if (n < 0)
+		bench_die("libuv server: read: %s", uv_strerror((int)n));
+	if (n == 0)
+		return;
+	srv_echoed += n;
+	uv_buf_t out = uv_buf_init(b->base, (unsigned)n);
+	int w = uv_try_write(st, &out, 1);
+	if (w == n)
+		return;
+	if (w < 0 && w != UV_EAGAIN)
+		bench_die("libuv server: try_write: %s", uv_strerror(w));
+	size_t off = w > 0 ? (size_t)w : 0, left = (size_t)n - off;
+	struct uvwrite *wr = malloc(sizeof *wr + left);
+	if (!wr)
+		bench_die("out of memory");
+	memcpy(wr->data, b->base + off, left);
+	out = uv_buf_init(wr->data, (unsigned)left);
+	int e = uv_write(&wr->req, st, &out, 1, uv_written);
+	if (e < 0)
+		bench_die("libuv server: write: %s", uv_strerror(e));
+}
+
+static void uv_on_conn(uv_stream_t *l, int status)
+{
+	if (status < 0)
+		bench_die("libuv server: listen: %s", uv_strerror(status));
+	struct uvconn *c = malloc(sizeof *c);
+	if (!c)
+		bench_die("out of memory");
+	uv_tcp_init(l->loop, &c->h);
+	int e = uv_accept(l, (uv_stream_t *)&c->h);
+	if (e == 0)
+		e = uv_tcp_nodelay(&c->h, 1);
+	if (e == 0)
+		e = uv_read_start((uv_stream_t *)&c->h, uv_alloc, uv_on_read);
+	if (e < 0)
+		bench_die("libuv server: accept: %s", uv_strerror(e));
+	if (++srv_accepted == NCONN)
+		uv_close((uv_handle_t *)&uv_listener, NULL);
+}
+
+/* Bound, listening, and run until the client's connections have closed. */
+static void run_libuv(struct client *cl, pthread_t *t, void *(*client)(void *))
+{
+	uv_loop_t loop;
+	int e = uv_loop_init(&loop);
+	if (e == 0)
+		e = uv_tcp_init(&loop, &uv_listener);
+	if (e == 0)
+		e = uv_tcp_open(&uv_listener, srv_listen_fd);
+	if (e == 0)
+		e = uv_listen((uv_stream_t *)&uv_listener, 2 * NCONN, uv_on_conn);
+	if (e < 0)
+		bench_die("libuv server: %s", uv_strerror(e));
+	int r = pthread_create(t, NULL, client, cl);
+	if (r != 0)
+		bench_die("pthread_create: %s", strerror(r));
+	uv_run(&loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&loop) != 0)
+		bench_die("libuv server: handles left at the end");
+}
+
+/* ------------------------------------------------------------------ */
+
+/* Bound, listening, and run until the client's connections have closed. */
+static void run_libfuture(struct client *cl, pthread_t *t,
+			  void *(*client)(void *), const char **impl)
 {
 	int err;
 	fut_loop *loop = fut_loop_new(NULL, &err);
 	if (!loop)
 		bench_die("fut_loop_new: %s", fut_strerror(err));
-	const char *backend = fut_loop_backend(loop);
-	bench_info(BENCH, "backend", "%s", backend);
+	*impl = fut_loop_backend(loop);
+	fut *a = fut_accept(loop, srv_listen_fd, NULL, NULL);
+	if (!a)
+		bench_die("fut_accept: out of memory");
+	int e = fut_on_done(a, srv_on_accept, loop);
+	if (e < 0)
+		bench_die("fut_on_done: %s", fut_strerror(e));
+	int r = pthread_create(t, NULL, client, cl);
+	if (r != 0)
+		bench_die("pthread_create: %s", strerror(r));
+	/* Returns once the client has closed every connection and the
+	 * server has closed its side: nothing is left to wait for. */
+	r = fut_loop_run(loop);
+	if (r < 0)
+		bench_die("fut_loop_run: %s", fut_strerror(r));
+	int left = fut_loop_free(loop);
+	if (left != 0)
+		bench_die("fut_loop_free: %d futures leaked", left);
+}
 
+static void run_once(bool libuv)
+{
 	srv_listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (srv_listen_fd < 0)
 		bench_die("socket: %s", strerror(errno));
@@ -433,26 +568,17 @@ static void run_once(void)
 
 	srv_accepted = srv_closed = 0;
 	srv_echoed = 0;
-	fut *a = fut_accept(loop, srv_listen_fd, NULL, NULL);
-	if (!a)
-		bench_die("fut_accept: out of memory");
-	int e = fut_on_done(a, srv_on_accept, loop);
-	if (e < 0)
-		bench_die("fut_on_done: %s", fut_strerror(e));
-
-	pthread_t t;
 	const char *kind = getenv("ECHO_CLIENT");
-	bool epoll_client = kind && strcmp(kind, "epoll") == 0;
-	int r = pthread_create(&t, NULL, epoll_client ? client_epoll
-						      : client_uring, &cl);
-	if (r != 0)
-		bench_die("pthread_create: %s", strerror(r));
-	/* Returns once the client has closed every connection and the
-	 * server has closed its side: nothing is left to wait for. */
-	r = fut_loop_run(loop);
-	if (r < 0)
-		bench_die("fut_loop_run: %s", fut_strerror(r));
+	void *(*client)(void *) = kind && strcmp(kind, "epoll") == 0
+					  ? client_epoll : client_uring;
+	pthread_t t;
+	const char *impl = "libuv";
+	if (libuv)
+		run_libuv(&cl, &t, client);
+	else
+		run_libfuture(&cl, &t, client, &impl);
 	pthread_join(t, NULL);
+	bench_info(BENCH, "backend", "%s", impl);
 
 	if (srv_accepted != NCONN || srv_closed != NCONN)
 		bench_die("server: accepted %d, closed %d of %d connections",
@@ -462,14 +588,10 @@ static void run_once(void)
 			  cl.done, srv_echoed, n_rounds);
 	double ns = (double)(cl.t1 - cl.t0) / (double)n_rounds;
 	char key[64];
-	snprintf(key, sizeof key, "%s_msgs_per_s", backend);
+	snprintf(key, sizeof key, "%s_msgs_per_s", impl);
 	bench_info(BENCH, key, "%.0f", 1e9 / ns);
-	bench_result(BENCH, backend, "rt", ns);
-	bench_result(BENCH, backend, "srv_cpu",
-		     (double)cl.srv_cpu / (double)n_rounds);
-	int left = fut_loop_free(loop);
-	if (left != 0)
-		bench_die("fut_loop_free: %d futures leaked", left);
+	bench_result(BENCH, impl, "rt", ns);
+	bench_result(BENCH, impl, "srv_cpu", (double)cl.srv_cpu / (double)n_rounds);
 }
 
 int main(int argc, char **argv)
@@ -480,7 +602,10 @@ int main(int argc, char **argv)
 	 * workers from it on demand, and they would inherit a one-cpu mask. */
 	bench_info(BENCH, "connections", "%d x %d bytes", NCONN, MSG);
 	bench_info(BENCH, "round_trips", "%ld", n_rounds);
+	/* -o libuv: the libuv server instead of libfuture's (the backend
+	 * comes from FUTURE_BACKEND as usual). */
+	bool libuv = a.only && strcmp(a.only, "libuv") == 0;
 	for (int i = 0; i < a.reps; i++)
-		run_once();
+		run_once(libuv);
 	return 0;
 }

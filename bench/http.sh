@@ -30,7 +30,7 @@ while getopts d:o:r:h c; do
 	d) dur=$OPTARG ;;
 	o) only="$only $OPTARG" ;;
 	r) reps=$OPTARG ;;
-	*) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	*) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 	esac
 done
 py=/usr/bin/python3
@@ -155,8 +155,8 @@ if [ "$reps" -gt 1 ]; then
 	echo
 fi
 
-printf '%-18s %5s %8s %10s %8s %9s %8s %8s %9s\n' server conns req/s \
-	cpu-us/req p99-ms cpu/nginx cpu/raw x-evhttp x-tornado
+printf '%-18s %5s %8s %10s %8s %9s %8s %8s %9s %9s\n' server conns req/s \
+	cpu-us/req p99-ms cpu/nginx cpu/raw x-evhttp x-tornado cpu-x-trn
 awk '
 	function med(s,   a, n, i, j, t) {
 		n = split(s, a, " ")
@@ -179,7 +179,7 @@ awk '
 	END {
 		for (i = 1; i <= nk; i++) {
 			n = nm[i]; c = cn[i]
-			r = u = p = an = ar = ae = at = ""
+			r = u = p = an = ar = ae = at = ct = ""
 			for (q = 1; q <= rounds; q++) {
 				if ((q, n, c) in R && R[q, n, c] != "-") r = r " " R[q, n, c]
 				if ((q, n, c) in U && U[q, n, c] != "-") u = u " " U[q, n, c]
@@ -192,10 +192,12 @@ awk '
 					ae = ae " " R[q, n, c] / R[q, "evhttp", c]
 				if (R[q, n, c] > 0 && R[q, "tornado", c] > 0)
 					at = at " " R[q, n, c] / R[q, "tornado", c]
+				if (U[q, n, c] > 0 && U[q, "tornado", c] > 0)
+					ct = ct " " U[q, "tornado", c] / U[q, n, c]
 			}
-			printf "%-18s %5s %8s %10s %8s %9s %8s %8s %9s%s\n", n, c,
+			printf "%-18s %5s %8s %10s %8s %9s %8s %8s %9s %9s%s\n", n, c,
 				fmt(r, "%.0f"), fmt(u, "%.2f"), fmt(p, "%.3f"),
 				fmt(an, "%.2fx"), fmt(ar, "%.2fx"), fmt(ae, "%.2fx"),
-				fmt(at, "%.1fx"), E[keys[i]]
+				fmt(at, "%.1fx"), fmt(ct, "%.1fx"), E[keys[i]]
 		}
 	}' "$results"
