@@ -12,7 +12,8 @@
  * that a server closing it is noticed and the fd released; taking it for
  * a request cancels that recv first. A reused connection that dies before
  * any response byte arrives (the server closed it while we were sending)
- * is retried once on a new connection.
+ * is retried once on a new connection, for idempotent methods only: the
+ * server may have acted on a POST before closing (RFC 9112 9.3.1).
  *
  * Names resolve with getaddrinfo on the loop's thread pool (it blocks);
  * numeric addresses skip it.
@@ -91,6 +92,7 @@ struct request {
 	char port[8];
 	int head_req;
 	int retried;
+	int idempotent; /* may be retried on a new connection */
 	struct fut_http_fetch_opts o;
 	char *out;            /* the whole request */
 	size_t out_len;
@@ -418,11 +420,39 @@ static void req_finish(struct request *r, const char *body, size_t blen,
 
 static void conn_read(struct request *r);
 
+/*
+ * A user agent must replace obs-fold (a field line continued on the next
+ * line after whitespace) with SP before interpreting the field (RFC 9112
+ * 5.2); the parser, strict for servers, refuses it. Once the whole head
+ * is in buf, turn each line break that is followed by SP or HTAB into
+ * spaces. The line after the status line is left alone: whitespace
+ * there is invalid, not a fold (RFC 9112 2.2).
+ */
+static void unfold(char *buf, size_t len)
+{
+	char *first = memchr(buf, '\n', len);
+	if (!first)
+		return;
+	size_t lf0 = (size_t)(first - buf), end = SIZE_MAX;
+	for (size_t i = lf0; i < len && end == SIZE_MAX; i++)
+		if (buf[i] == '\n' && i + 1 < len &&
+		    (buf[i + 1] == '\n' ||
+		     (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n')))
+			end = i; /* the last field line's LF */
+	for (size_t i = lf0 + 1; i < end && end != SIZE_MAX; i++)
+		if (buf[i] == '\n' && (buf[i + 1] == ' ' || buf[i + 1] == '\t')) {
+			buf[i] = ' ';
+			if (buf[i - 1] == '\r')
+				buf[i - 1] = ' ';
+		}
+}
+
 /* Parse what is in the buffer. Returns 1 when done (finished or failed). */
 static int resp_progress(struct request *r, int eof)
 {
 	struct conn *c = r->conn;
 	if (!r->head_len) {
+		unfold(c->buf, c->len);
 		int n = fut_http_parse_response(c->buf, c->len, 0, &r->rh, r->hv,
 						MAX_RESP_HEADERS, NULL);
 		if (n == FUT_HTTP_EINCOMPLETE) {
@@ -436,6 +466,13 @@ static int resp_progress(struct request *r, int eof)
 		if (n < 0) {
 			req_fail(r, n == FUT_HTTP_EHDRTOOBIG ? n :
 				    FUT_HTTP_EBADRESP);
+			return 1;
+		}
+		if (r->rh.status == 101) {
+			/* The bytes after it are another protocol, never
+			 * HTTP to parse (RFC 9110 15.2.2); the client does
+			 * not switch, and did not ask to. */
+			req_fail(r, FUT_HTTP_EBADRESP);
 			return 1;
 		}
 		if (r->rh.status < 200) { /* 1xx: another head follows */
@@ -506,7 +543,7 @@ static void on_recv(fut *f, void *arg)
 		req_unref(r);
 		return;
 	}
-	if (n < 0 && !c->len && c->reused && !r->retried &&
+	if (n < 0 && !c->len && c->reused && !r->retried && r->idempotent &&
 	    n != -ECANCELED) {
 		/* A pooled connection the server had closed: once more on a
 		 * new one. */
@@ -519,7 +556,7 @@ static void on_recv(fut *f, void *arg)
 		req_unref(r);
 		return;
 	}
-	if (n == 0 && !c->len && c->reused && !r->retried) {
+	if (n == 0 && !c->len && c->reused && !r->retried && r->idempotent) {
 		retry_fresh(r);
 		req_unref(r);
 		return;
@@ -579,7 +616,8 @@ static void on_sent(fut *f, void *arg)
 	struct conn *c = r->conn;
 	if (r->phase == R_DONE) {
 		drop_conn(r);
-	} else if (err && c->reused && !r->retried && err != -ECANCELED) {
+	} else if (err && c->reused && !r->retried && r->idempotent &&
+		   err != -ECANCELED) {
 		retry_fresh(r);
 	} else if (err) {
 		req_fail(r, err);
@@ -860,9 +898,13 @@ static int parse_url(const char *url, char **host, char *port,
 	if (memchr(h, '@', (size_t)(end - h)))
 		return FUT_HTTP_EBADURL;
 	if (*h == '[') {
+		/* Brackets hold an IPv6 literal only (RFC 3986 3.2.2). */
 		he = memchr(h, ']', (size_t)(end - h));
-		if (!he)
+		if (!he || !memchr(h, ':', (size_t)(he - h)))
 			return FUT_HTTP_EBADURL;
+		for (const char *q = h + 1; q < he; q++)
+			if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.')
+				return FUT_HTTP_EBADURL;
 		p = he + 1;
 		h++;
 	} else {
@@ -874,12 +916,14 @@ static int parse_url(const char *url, char **host, char *port,
 	if (he == h)
 		return FUT_HTTP_EBADURL;
 	long pn = 80;
-	if (p < end) {
-		if (*p != ':' || p + 1 == end)
-			return FUT_HTTP_EBADURL;
-		char *e;
-		pn = strtol(p + 1, &e, 10);
-		if (e != end || pn < 1 || pn > 65535)
+	if (p < end && *p != ':')
+		return FUT_HTTP_EBADURL;
+	if (p < end && p + 1 < end) { /* "host:" is the default port */
+		size_t nd = (size_t)(end - p - 1);
+		if (nd > 5 || strspn(p + 1, "0123456789") < nd)
+			return FUT_HTTP_EBADURL; /* port = *DIGIT */
+		pn = strtol(p + 1, NULL, 10);
+		if (pn < 1 || pn > 65535)
 			return FUT_HTTP_EBADURL;
 	}
 	snprintf(port, 8, "%ld", pn);
@@ -910,14 +954,21 @@ static int build(struct request *r, const char *url, const char *path,
 	const char *method = o->method ? o->method :
 			     o->body_len ? "POST" : "GET";
 	for (const char *m = method; *m; m++)
-		if ((unsigned char)*m <= 0x20 || (unsigned char)*m >= 0x7f)
-			return -EINVAL;
+		if (!fut__http_tchar((unsigned char)*m))
+			return -EINVAL; /* method = token (RFC 9110 9.1) */
 	if (!*method)
 		return -EINVAL;
 	r->head_req = strcmp(method, "HEAD") == 0;
+	static const char *const idem[] = { "GET", "HEAD", "OPTIONS", "TRACE",
+					    "PUT", "DELETE" }; /* RFC 9110 9.2.2 */
+	for (size_t i = 0; i < sizeof(idem) / sizeof(idem[0]); i++)
+		if (strcmp(method, idem[i]) == 0)
+			r->idempotent = 1;
 	size_t plen = strcspn(path, "#");
 	const char *hostport = url + 7;
 	size_t hplen = strcspn(hostport, "/?#");
+	if (hplen && hostport[hplen - 1] == ':')
+		hplen--; /* empty port: Host as without one */
 	size_t sz = strlen(method) + plen + hplen + o->body_len + 128;
 	for (const char *const *h = o->headers; h && *h; h++) {
 		if (!valid_header_line(*h))

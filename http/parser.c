@@ -125,6 +125,8 @@ struct framing {
 	int hosts;
 	int te_seen;
 	int te_unknown; /* a coding other than chunked */
+	int te_junk;    /* parameters or bytes that are no coding name */
+	int te_early;   /* chunked, then another coding (or chunked again) */
 };
 
 /* Content-Length: 1*DIGIT, possibly repeated ("5, 5" or two fields), all
@@ -183,30 +185,96 @@ static int parse_te(const char *v, size_t n, struct framing *fr)
 		size_t e = i;
 		while (i < n && (v[i] == ' ' || v[i] == '\t'))
 			i++;
-		if (e == s || (i < n && v[i] != ','))
-			return FUT_HTTP_ENOTIMPL; /* parameters, junk */
+		if (e == s || (i < n && v[i] != ',')) {
+			fr->te_junk = 1; /* parameters, junk */
+			return 0;
+		}
 		if (fr->chunked) /* anything after chunked, or chunked twice */
-			return FUT_HTTP_EBADREQ;
-		if (fut__http_ieq(v + s, e - s, "chunked"))
-			fr->chunked = 1;
-		else
+			fr->te_early = 1;
+		fr->chunked = fut__http_ieq(v + s, e - s, "chunked");
+		if (!fr->chunked)
 			fr->te_unknown = 1; /* a coding we do not decode */
 	}
 	return 0;
 }
 
-/* Host = uri-host [ ":" port ]: reg-name, IPv4 or an IP literal in
- * brackets (RFC 3986 characters only; empty is allowed). */
+static int hexval(int c);
+
+/* unreserved / sub-delims (RFC 3986 2.2, 2.3) */
+static int uri_plain(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || (c && strchr("-._~!$&'()*+,;=", c));
+}
+
+/*
+ * uri-host [ ":" port ] (RFC 3986 3.2.2, 3.2.3), as in Host and in an
+ * authority-form target. uri-host is a reg-name (an IPv4 address is one)
+ * or an IP literal in brackets: IPvFuture, or IPv6 of which only the
+ * characters are checked. Returns the length of uri-host, or -1.
+ */
+static ptrdiff_t host_port(const char *v, size_t n)
+{
+	size_t i = 0;
+	if (n && v[0] == '[') {
+		const char *rb = memchr(v, ']', n);
+		if (!rb)
+			return -1;
+		size_t e = (size_t)(rb - v);
+		if (e > 1 && (v[1] == 'v' || v[1] == 'V')) {
+			/* "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ) */
+			for (i = 2; i < e && hexval(v[i]) >= 0; i++)
+				;
+			if (i == 2 || i + 1 >= e || v[i] != '.')
+				return -1;
+			for (i++; i < e; i++)
+				if (!uri_plain((unsigned char)v[i]) && v[i] != ':')
+					return -1;
+		} else {
+			int colon = 0;
+			for (i = 1; i < e; i++) {
+				if (v[i] == ':')
+					colon = 1;
+				else if (v[i] != '.' && hexval(v[i]) < 0)
+					return -1;
+			}
+			if (!colon) /* every IPv6 address has one */
+				return -1;
+		}
+		i = e + 1;
+	} else {
+		while (i < n && v[i] != ':') {
+			if (v[i] == '%') { /* pct-encoded */
+				if (n - i < 3 || hexval(v[i + 1]) < 0 ||
+				    hexval(v[i + 2]) < 0)
+					return -1;
+				i += 3;
+			} else if (uri_plain((unsigned char)v[i])) {
+				i++;
+			} else {
+				return -1;
+			}
+		}
+	}
+	size_t h = i;
+	if (i < n && v[i++] != ':')
+		return -1;
+	for (; i < n; i++) /* port = *DIGIT */
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+	return (ptrdiff_t)h;
+}
+
+/* Host = uri-host [ ":" port ]; empty is allowed (RFC 9112 3.2). */
 static int valid_host(const char *v, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)v[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') ||
-		      (ch && strchr("-._~%!$&'()*+,;=:[]", ch))))
-			return 0;
-	}
-	return 1;
+	return host_port(v, n) >= 0;
+}
+
+static int scheme_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
 }
 
 static void parse_connection(const char *v, size_t n, struct framing *fr)
@@ -363,23 +431,39 @@ static int request_line(const char *l, size_t ll,
 	req->minor_version = minor > 1 ? 1 : minor;
 
 	/* origin-form "/p?q", absolute-form "http://h/p?q", "*" for OPTIONS,
-	 * authority-form for CONNECT. */
+	 * authority-form for CONNECT and only there. */
 	const char *t = req->target, *end = t + req->target_len;
 	const char *path = t;
-	if (t[0] != '/') {
-		const char *sch = memchr(t, ':', req->target_len);
+	int absolute = 0;
+	if (fut__http_ieq(req->method, req->method_len, "CONNECT")) {
+		/* host ":" port, the port not empty (RFC 9112 3.2.3, RFC
+		 * 9110 9.3.6); the path is empty. */
+		ptrdiff_t h = host_port(t, req->target_len);
+		if (h <= 0 || (size_t)h + 1 >= req->target_len)
+			return FUT_HTTP_EBADREQ;
+		path = end;
+	} else if (t[0] != '/') {
+		/* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
+		const char *sch = t;
+		if ((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z'))
+			while (sch < end && scheme_char(*sch))
+				sch++;
 		if (req->target_len == 1 && t[0] == '*' &&
 		    fut__http_ieq(req->method, req->method_len, "OPTIONS")) {
 			path = t;
-		} else if (fut__http_ieq(req->method, req->method_len,
-					 "CONNECT")) {
-			path = end;
-		} else if (sch && end - sch > 3 && memcmp(sch, "://", 3) == 0) {
+		} else if (sch > t && end - sch > 3 &&
+			   memcmp(sch, "://", 3) == 0) {
 			/* The path starts at the first '/' or '?' after
 			 * the authority ("http://h?q" has an empty path). */
-			path = sch + 3;
+			const char *auth = sch + 3;
+			path = auth;
 			while (path < end && *path != '/' && *path != '?')
 				path++;
+			/* userinfo: credentials in the clear, and a way to
+			 * dress one host up as another (RFC 9110 4.2.4). */
+			if (memchr(auth, '@', (size_t)(path - auth)))
+				return FUT_HTTP_EBADREQ;
+			absolute = 1;
 		} else {
 			return FUT_HTTP_EBADREQ;
 		}
@@ -389,6 +473,12 @@ static int request_line(const char *l, size_t ll,
 	req->path_len = (size_t)((q ? q : end) - path);
 	req->query = q ? q + 1 : NULL;
 	req->query_len = q ? (size_t)(end - q - 1) : 0;
+	if (absolute && !req->path_len) {
+		/* An empty path is "/" (RFC 9110 4.2.3); the path is a view,
+		 * so of a constant. */
+		req->path = "/";
+		req->path_len = 1;
+	}
 	return 0;
 }
 
@@ -474,7 +564,9 @@ int fut_http_parse_request(const char *buf, size_t len, size_t last_len,
 	if (fr.te_seen) {
 		if (fr.content_length >= 0 || req->minor_version == 0)
 			return FUT_HTTP_EBADREQ;
-		if (!fr.chunked) /* RFC 9112 6.3: 400 */
+		if (fr.te_junk)
+			return FUT_HTTP_ENOTIMPL;
+		if (!fr.chunked || fr.te_early) /* RFC 9112 6.3: 400 */
 			return FUT_HTTP_EBADREQ;
 		if (fr.te_unknown) /* RFC 9112 6.1: 501 */
 			return FUT_HTTP_ENOTIMPL;
@@ -538,8 +630,16 @@ int fut_http_parse_response(const char *buf, size_t len, size_t last_len,
 		r = FUT_HTTP_EBADRESP;
 	if (r)
 		return r;
-	if (fr.te_seen && (fr.content_length >= 0 || !fr.chunked ||
-			   fr.te_unknown))
+	/*
+	 * Transfer-Encoding in a response (RFC 9112 6.1, 6.3): with
+	 * Content-Length too, or in HTTP/1.0 (framing to be treated as
+	 * faulty), or chunked applied twice, or unparsable: refused. With
+	 * chunked last the body is de-chunked; any coding before it stays
+	 * applied (the header says which). Without chunked last the body
+	 * runs until the server closes (content_length -1, chunked 0).
+	 */
+	if (fr.te_seen && (fr.content_length >= 0 || minor == 0 || fr.te_junk ||
+			   (fr.te_early && fr.chunked)))
 		return FUT_HTTP_EBADRESP;
 	resp->headers = headers;
 	resp->num_headers = num;
@@ -561,11 +661,12 @@ enum {
 	CH_DATA_CR,
 	CH_DATA_LF,
 	CH_TRAILER0,  /* start of a trailer line (or the final CRLF) */
-	CH_TRAILER,   /* inside a trailer line */
+	CH_TRAILER,   /* a trailer field value */
 	CH_TRAILER_LF,
 	CH_END_LF,    /* LF of the final blank line */
 	CH_DONE,
 	CH_BWS,       /* whitespace between the size and ';' */
+	CH_TRAILER_NAME, /* a trailer field name, up to its ':' */
 };
 
 static int hexval(int c)
@@ -686,20 +787,34 @@ int fut_http_chunked_decode(struct fut_http_chunked *st, char *buf,
 				    CH_DONE;
 			break;
 		}
+		/* A trailer line is a field line, held to the rules of
+		 * parse_fields: 1*tchar ":" OWS field-value OWS; no obs-fold,
+		 * no whitespace before the colon, no controls. */
 		case CH_TRAILER0:
+		case CH_TRAILER_NAME:
+			if (c == '\r' && st->state == CH_TRAILER0) {
+				st->state = CH_END_LF;
+			} else if (++st->aux > MAX_TRAILER) {
+				err = FUT_HTTP_EBADREQ;
+				goto fail;
+			} else if (tchar[c]) {
+				st->state = CH_TRAILER_NAME;
+			} else if (c == ':' && st->state == CH_TRAILER_NAME) {
+				st->state = CH_TRAILER;
+			} else {
+				err = FUT_HTTP_EBADREQ; /* fold, no name, no ':' */
+				goto fail;
+			}
+			in++;
+			break;
 		case CH_TRAILER:
 			if (c == '\r') {
-				st->state = st->state == CH_TRAILER0 ?
-					    CH_END_LF : CH_TRAILER_LF;
-			} else if ((st->state == CH_TRAILER0 &&
-				    (c == ' ' || c == '\t')) ||
-				   (!is_vchar_or_obs(c) && c != ' ' &&
+				st->state = CH_TRAILER_LF;
+			} else if ((!is_vchar_or_obs(c) && c != ' ' &&
 				    c != '\t') ||
 				   ++st->aux > MAX_TRAILER) {
-				err = FUT_HTTP_EBADREQ; /* fold, controls */
+				err = FUT_HTTP_EBADREQ; /* controls */
 				goto fail;
-			} else {
-				st->state = CH_TRAILER;
 			}
 			in++;
 			break;

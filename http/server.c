@@ -92,6 +92,8 @@ struct conn {
 	char *in;
 	size_t in_len, in_cap;
 	size_t seen;        /* bytes the head parser already looked at */
+	int first;          /* the first request: its head deadline is set
+			     * at the accept */
 	size_t head_len;
 	const char *head_base; /* c->in when the head was parsed */
 	size_t dec_end;     /* chunked: end of the decoded body so far */
@@ -558,15 +560,34 @@ static void conn_read(struct conn *c)
 	fut_on_done(f, on_recv, c);
 }
 
+/*
+ * Whether the request an error answers is a HEAD. The error may come
+ * before the method is parsed (a 414, a timeout), and once it is, the
+ * head's views may point into a buffer the body has since outgrown; but
+ * the input buffer starts with the request in every phase, and its method
+ * is the first word after the empty lines the parser skips.
+ */
+static int error_for_head(const struct conn *c)
+{
+	size_t i = 0;
+	while (i + 1 < c->in_len && c->in[i] == '\r' && c->in[i + 1] == '\n')
+		i += 2;
+	return c->in_len - i >= 5 && memcmp(c->in + i, "HEAD ", 5) == 0;
+}
+
 static void error_response(struct conn *c, int status)
 {
 	const char *reason = fut_http_reason(status);
+	/* A response to HEAD has no content (RFC 9110 9.3.2), but the
+	 * Content-Length of the GET one. */
+	int head = error_for_head(c);
 	char buf[512];
 	int n = snprintf(buf, sizeof(buf),
 			 "HTTP/1.1 %d %s\r\nDate: %s\r\n"
 			 "Content-Type: text/plain\r\nContent-Length: %zu\r\n"
-			 "Connection: close\r\n\r\n%s\n",
-			 status, reason, http_date(), strlen(reason) + 1, reason);
+			 "Connection: close\r\n\r\n%s%s",
+			 status, reason, http_date(), strlen(reason) + 1,
+			 head ? "" : reason, head ? "" : "\n");
 	c->phase = P_HANDLER;
 	c->req.ended = 1;
 	c->req.close_after = 1;
@@ -655,7 +676,11 @@ static void process_input(struct conn *c)
 					       &r->head, c->hdrv,
 					       s->lim.max_headers, &s->lim);
 		if (n == FUT_HTTP_EINCOMPLETE) {
-			if (!c->seen)
+			/* Later heads get header_timeout from their first
+			 * byte; the first one counts from the accept, else
+			 * a client could hold a new connection for twice
+			 * the timeout by sending a byte just before it. */
+			if (!c->seen && !c->first)
 				c->deadline = now_ms(c) +
 					      s->o.header_timeout_ms;
 			c->seen = c->in_len;
@@ -783,6 +808,7 @@ static void conn_next(struct conn *c)
 	}
 	c->phase = P_HEAD;
 	c->seen = 0;
+	c->first = 0;
 	c->timed_out = 0;
 	if (c->in_len) {
 		process_input(c);
@@ -819,6 +845,7 @@ static void conn_new(fut_http_server *s, int fd)
 	s->nconns++;
 	c->phase = P_HEAD;
 	c->seen = 0;
+	c->first = 1;
 	/* A new connection has header_timeout to send its first request. */
 	c->deadline = now_ms(c) + s->o.header_timeout_ms;
 	conn_read(c);

@@ -162,12 +162,15 @@ static const struct vreq vreqs[] = {
 	  0, 1, { "Host", "example.com:8080" } },
 	{ "absolute-form without a path",
 	  M("GET http://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n"), 0,
-	  NULL, "GET", "http://example.com", "", NULL, 1, -1, 0, 1, 0, 1,
+	  NULL, "GET", "http://example.com", "/", NULL, 1, -1, 0, 1, 0, 1,
 	  { NULL } },
 	{ "absolute-form with a query but no path",
 	  M("GET http://example.com?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n"), 0,
-	  NULL, "GET", "http://example.com?x=1", "", "x=1", 1, -1, 0, 1, 0, 1,
+	  NULL, "GET", "http://example.com?x=1", "/", "x=1", 1, -1, 0, 1, 0, 1,
 	  { NULL } },
+	{ "absolute-form, scheme with digits, plus, minus, dot",
+	  M("GET A1+b-c.d://h/p HTTP/1.1\r\nHost: h\r\n\r\n"), 0, NULL,
+	  "GET", "A1+b-c.d://h/p", "/p", NULL, 1, -1, 0, 1, 0, 1, { NULL } },
 	{ "options *",
 	  M("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"), 0, NULL,
 	  "OPTIONS", "*", "*", NULL, 1, -1, 0, 1, 0, 1, { NULL } },
@@ -175,6 +178,9 @@ static const struct vreq vreqs[] = {
 	  M("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"),
 	  0, NULL, "CONNECT", "example.com:443", "", NULL, 1, -1, 0, 1, 0, 1,
 	  { NULL } },
+	{ "connect to an ip literal",
+	  M("CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n\r\n"), 0, NULL,
+	  "CONNECT", "[::1]:443", "", NULL, 1, -1, 0, 1, 0, 1, { NULL } },
 	{ "identical duplicate content-length fields",
 	  M("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
 	    "Content-Length: 3\r\n\r\nabc"), 3, NULL,
@@ -486,6 +492,39 @@ static const struct ireq ireqs[] = {
 	  FUT_HTTP_EBADREQ },
 	{ "asterisk outside options",
 	  M("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, FUT_HTTP_EBADREQ },
+	{ "absolute-form with an empty scheme",
+	  M("GET ://x/ HTTP/1.1\r\nHost: x\r\n\r\n"), NULL, FUT_HTTP_EBADREQ },
+	{ "absolute-form scheme with a slash",
+	  M("GET foo/bar://x/ HTTP/1.1\r\nHost: x\r\n\r\n"), NULL,
+	  FUT_HTTP_EBADREQ },
+	{ "absolute-form scheme starting with a digit",
+	  M("GET 1http://x/ HTTP/1.1\r\nHost: x\r\n\r\n"), NULL,
+	  FUT_HTTP_EBADREQ },
+	{ "absolute-form with userinfo",
+	  M("GET http://u:p@x/ HTTP/1.1\r\nHost: x\r\n\r\n"), NULL,
+	  FUT_HTTP_EBADREQ },
+	{ "absolute-form with an empty userinfo",
+	  M("GET http://@x HTTP/1.1\r\nHost: x\r\n\r\n"), NULL,
+	  FUT_HTTP_EBADREQ },
+	{ "connect with origin-form",
+	  M("CONNECT /x HTTP/1.1\r\nHost: x\r\n\r\n"), NULL, FUT_HTTP_EBADREQ },
+	{ "connect without a port",
+	  M("CONNECT foo HTTP/1.1\r\nHost: foo\r\n\r\n"), NULL,
+	  FUT_HTTP_EBADREQ },
+	{ "connect with an empty port",
+	  M("CONNECT foo: HTTP/1.1\r\nHost: foo\r\n\r\n"), NULL,
+	  FUT_HTTP_EBADREQ },
+	{ "connect without a host",
+	  M("CONNECT :443 HTTP/1.1\r\nHost: foo\r\n\r\n"), NULL,
+	  FUT_HTTP_EBADREQ },
+	{ "connect with absolute-form",
+	  M("CONNECT http://x:443/ HTTP/1.1\r\nHost: x\r\n\r\n"), NULL,
+	  FUT_HTTP_EBADREQ },
+	{ "connect with userinfo",
+	  M("CONNECT u@x:443 HTTP/1.1\r\nHost: x\r\n\r\n"), NULL,
+	  FUT_HTTP_EBADREQ },
+	{ "connect with asterisk",
+	  M("CONNECT * HTTP/1.1\r\nHost: x\r\n\r\n"), NULL, FUT_HTTP_EBADREQ },
 	{ "control byte in the target",
 	  M("GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, FUT_HTTP_EBADREQ },
 	{ "non-ascii byte in the target",
@@ -570,6 +609,58 @@ START_TEST(invalid_request_guard_page)
 			      "%s: guarded prefix %zu: %d (%s)", c->name, k, r,
 			      errname(r));
 	}
+}
+END_TEST
+
+/* Host = uri-host [ ":" port ] (RFC 9112 3.2, RFC 3986 3.2.2): anything
+ * else is a 400. */
+static const struct {
+	const char *v;
+	int ok;
+} hosts[] = {
+	{ "", 1 },
+	{ "example.com", 1 },
+	{ "example.com:8080", 1 },
+	{ "example.com:", 1 },   /* port = *DIGIT */
+	{ "[::1]", 1 },
+	{ "[::1]:8080", 1 },
+	{ "[::ffff:127.0.0.1]", 1 },
+	{ "[v1.a:b!]", 1 },      /* IPvFuture */
+	{ "127.0.0.1:80", 1 },
+	{ "a%20b", 1 },
+	{ "a-b_c~d!$&'()*+,;=", 1 },
+	{ "a:b:c", 0 },
+	{ "x:abc", 0 },
+	{ "[::1", 0 },
+	{ "x:80:80", 0 },
+	{ "%", 0 },
+	{ "%zz", 0 },
+	{ "a%2", 0 },
+	{ "[127.0.0.1", 0 },
+	{ "[]", 0 },
+	{ "[::1]x", 0 },
+	{ "[::g]", 0 },
+	{ "[v1]", 0 },
+	{ "x]", 0 },
+	{ "u@x", 0 },
+	{ "a/b", 0 },
+};
+
+START_TEST(host_values)
+{
+	struct fut_http_request_head req;
+	struct fut_http_header h[MAXH];
+	char buf[256];
+	int n = snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n",
+			 hosts[_i].v);
+	int r = fut_http_parse_request(buf, (size_t)n, 0, &req, h, MAXH, NULL);
+	if (hosts[_i].ok)
+		ck_assert_msg(r == n, "Host '%s': got %d (%s), want %d",
+			      hosts[_i].v, r, errname(r), n);
+	else
+		ck_assert_msg(r == FUT_HTTP_EBADREQ,
+			      "Host '%s': got %d (%s), want EBADREQ",
+			      hosts[_i].v, r, errname(r));
 }
 END_TEST
 
@@ -750,6 +841,17 @@ static const struct vresp vresps[] = {
 	  0, 301, 1, "Moved Permanently", 0, 0, 1, 2 },
 	{ "100 continue",
 	  M("HTTP/1.1 100 Continue\r\n\r\n"), 0, 100, 1, "Continue", -1, 0, 1, 0 },
+	/* RFC 9112 6.3: chunked last is de-chunked (the codings before it
+	 * stay applied); otherwise the body runs until the close. */
+	{ "te gzip: until close",
+	  M("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"), 0,
+	  200, 1, "OK", -1, 0, 1, 1 },
+	{ "te gzip, chunked: de-chunked",
+	  M("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), 0,
+	  200, 1, "OK", -1, 1, 1, 1 },
+	{ "te chunked, gzip: until close",
+	  M("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), 0,
+	  200, 1, "OK", -1, 0, 1, 1 },
 	{ "999 and obs-text reason",
 	  M("HTTP/1.1 999 \xc3\xa9t\xc3\xa9\r\n\r\n"), 0,
 	  999, 1, "\xc3\xa9t\xc3\xa9", -1, 0, 1, 0 },
@@ -832,10 +934,17 @@ static const struct ireq iresps[] = {
 	  NULL, FUT_HTTP_EBADRESP },
 	{ "bad content-length", M("HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"),
 	  NULL, FUT_HTTP_EBADRESP },
-	{ "te gzip", M("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"),
+	{ "http/1.0 with transfer-encoding (RFC 9112 6.1)",
+	  M("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), NULL,
+	  FUT_HTTP_EBADRESP },
+	{ "chunked twice",
+	  M("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"),
 	  NULL, FUT_HTTP_EBADRESP },
-	{ "te gzip, chunked",
-	  M("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), NULL,
+	{ "chunked in two fields",
+	  M("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n"), NULL, FUT_HTTP_EBADRESP },
+	{ "transfer coding with parameters",
+	  M("HTTP/1.1 200 OK\r\nTransfer-Encoding: foo;q=1\r\n\r\n"), NULL,
 	  FUT_HTTP_EBADRESP },
 	{ "obs-fold", M("HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n"), NULL,
 	  FUT_HTTP_EBADRESP },
@@ -950,6 +1059,22 @@ static const struct chunk_case chunks[] = {
 	  FUT_HTTP_EBADREQ },
 	{ "obs-fold in trailers", M("0\r\nA: b\r\n c\r\n\r\n"), M(""), NOREST,
 	  0, FUT_HTTP_EBADREQ },
+	{ "trailers with empty values and ows",
+	  M("0\r\nX:\r\nY: \t\r\nZ:\tv w \r\n\r\n"), M(""), NOREST, 0, 1 },
+	{ "trailer line without a colon", M("0\r\nno colon here\r\n\r\n"), M(""),
+	  NOREST, 0, FUT_HTTP_EBADREQ },
+	{ "trailer name without a colon", M("0\r\nX\r\n\r\n"), M(""), NOREST, 0,
+	  FUT_HTTP_EBADREQ },
+	{ "space before a trailer colon", M("0\r\nX : 1\r\n\r\n"), M(""),
+	  NOREST, 0, FUT_HTTP_EBADREQ },
+	{ "tab before a trailer colon", M("0\r\nX\t: 1\r\n\r\n"), M(""),
+	  NOREST, 0, FUT_HTTP_EBADREQ },
+	{ "empty trailer name", M("0\r\n: 1\r\n\r\n"), M(""), NOREST, 0,
+	  FUT_HTTP_EBADREQ },
+	{ "bad byte in a trailer name", M("0\r\nX@Y: 1\r\n\r\n"), M(""), NOREST,
+	  0, FUT_HTTP_EBADREQ },
+	{ "control byte in a trailer value", M("0\r\nX: a\x01\r\n\r\n"), M(""),
+	  NOREST, 0, FUT_HTTP_EBADREQ },
 	{ "control byte in an extension", M("5;a\x01\r\nhello\r\n0\r\n\r\n"),
 	  M(""), NOREST, 0, FUT_HTTP_EBADREQ },
 	{ "over max_body",
@@ -1196,6 +1321,7 @@ Suite *http_parser_suite(void)
 	tcase_add_loop_test(tc, invalid_request, 0, NELEM(ireqs));
 	tcase_add_loop_test(tc, invalid_request_splits, 0, NELEM(ireqs));
 	tcase_add_loop_test(tc, invalid_request_guard_page, 0, NELEM(ireqs));
+	tcase_add_loop_test(tc, host_values, 0, NELEM(hosts));
 	tcase_add_test(tc, default_request_line_limit);
 	tcase_add_test(tc, many_headers);
 	tcase_add_test(tc, default_header_bytes_limit);

@@ -416,6 +416,123 @@ START_TEST(server_timeouts)
 }
 END_TEST
 
+/* A raw client that sends in timed steps: connect, then for each part
+ * sleep its delay and send it, then read to EOF. x.ms counts from the
+ * connect. */
+struct timed {
+	struct raw x;
+	int delay_ms[2];
+	const char *part[2];
+};
+
+static int64_t timed_job(void *arg)
+{
+	struct timed *t = arg;
+	struct raw *x = &t->x;
+	struct timeval t0, t1;
+	gettimeofday(&t0, NULL);
+	int fd = raw_connect(x->port);
+	if (fd < 0)
+		return -errno;
+	for (int i = 0; i < 2 && t->part[i]; i++) {
+		usleep((useconds_t)t->delay_ms[i] * 1000);
+		send(fd, t->part[i], strlen(t->part[i]), MSG_NOSIGNAL);
+	}
+	for (;;) {
+		ssize_t n = recv(fd, x->got + x->got_len,
+				 sizeof(x->got) - 1 - x->got_len, 0);
+		if (n <= 0) {
+			x->eof = n == 0;
+			break;
+		}
+		x->got_len += (size_t)n;
+	}
+	x->got[x->got_len] = '\0';
+	gettimeofday(&t1, NULL);
+	x->ms = (int)((t1.tv_sec - t0.tv_sec) * 1000 +
+		      (t1.tv_usec - t0.tv_usec) / 1000);
+	close(fd);
+	return 0;
+}
+
+static void timed(fut_loop *loop, fut_http_server *srv, struct timed *t)
+{
+	t->x.port = fut_http_server_port(srv);
+	fut *f = fut_run_blocking(loop, timed_job, t);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_error(f), 0);
+	fut_unref(f);
+}
+
+/* header_timeout_ms runs from the accept for a new connection: bytes that
+ * arrive later do not restart it. On a keep-alive connection it runs from
+ * the first byte of the next head. */
+START_TEST(header_timeout_from_accept)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { .header_timeout_ms = 400,
+					  .idle_timeout_ms = 5000 };
+	fut_http_server *srv = serve(loop, &o);
+	struct timed t = { .delay_ms = { 300 },
+			   .part = { "GET / HTTP/1.1\r\nHo" } };
+	timed(loop, srv, &t);
+	ck_assert_msg(!strncmp(t.x.got, "HTTP/1.1 408 ", 13), "%s", t.x.got);
+	/* 400 ms plus a sweep tick (100 ms); restarted it would be 700. */
+	ck_assert_msg(t.x.eof && t.x.ms >= 350 && t.x.ms < 620,
+		      "408 after %d ms", t.x.ms);
+	struct timed k = { .delay_ms = { 0, 300 },
+			   .part = { "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+				     "GET / HTTP/1.1\r\nHo" } };
+	timed(loop, srv, &k);
+	ck_assert_msg(count(k.x.got, "200 OK") == 1 &&
+		      strstr(k.x.got, "HTTP/1.1 408 "), "%s", k.x.got);
+	ck_assert_msg(k.x.eof && k.x.ms >= 650, "408 after %d ms", k.x.ms);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/* An error the server generates for a HEAD request has a Content-Length
+ * and no body (RFC 9110 9.3.2), whether the method was parsed or not. */
+START_TEST(head_error_has_no_body)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { .limits = { .max_request_line = 64 } };
+	fut_http_server *srv = serve(loop, &o);
+	static const struct {
+		const char *req;
+		const char *head; /* the status line's start */
+		int body;
+	} t[] = {
+		{ "HEAD / HTTP/1.1\r\n\r\n", "HTTP/1.1 400 ", 0 },
+		{ "HEAD / HTTP/1.1\r\nHost: a b\r\n\r\n", "HTTP/1.1 400 ", 0 },
+		{ "\r\nHEAD /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		  "aaaaaaaaaa HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 414 ", 0 },
+		{ "HEAD / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+		  "zz\r\n", "HTTP/1.1 400 ", 0 },
+		{ "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 400 ", 1 },
+		{ "HEADX / HTTP/1.1\r\n\r\n", "HTTP/1.1 400 ", 1 },
+	};
+	struct raw x;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		raw(loop, srv, &x, t[i].req, strlen(t[i].req));
+		ck_assert_msg(!strncmp(x.got, t[i].head, strlen(t[i].head)),
+			      "case %zu: %s", i, x.got);
+		ck_assert_msg(x.eof, "case %zu: connection left open", i);
+		const char *cl = strstr(x.got, "\r\nContent-Length: ");
+		const char *end = strstr(x.got, "\r\n\r\n");
+		ck_assert_msg(cl && end && cl < end, "case %zu: %s", i, x.got);
+		size_t want = (size_t)atoi(cl + 18);
+		size_t body = x.got_len - (size_t)(end + 4 - x.got);
+		ck_assert_msg(want > 0 && body == (t[i].body ? want : 0),
+			      "case %zu: Content-Length %zu, %zu body bytes",
+			      i, want, body);
+	}
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 START_TEST(streamed_response_backpressure)
 {
 	fut_loop *loop = new_loop();
@@ -566,6 +683,8 @@ START_TEST(client_errors)
 		"http:/x", "1http://x/", "http://", "http:///x",
 		"http://x:0/", "http://x:65536/", "http://x:12ab/",
 		"http://user@x/", "http://[::1/", "http://a b/",
+		"http://x:+80/", "http://x:-1/", "http://[127.0.0.1]/",
+		"http://[x]/", "http://x:80:80/",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		fut *f = fut_http_fetch(loop, bad[i], NULL);
@@ -586,6 +705,20 @@ START_TEST(client_errors)
 	fut *f = fut_http_fetch(loop, NULL, NULL);
 	ck_assert_int_eq(fut_error(f), -EINVAL);
 	fut_unref(f);
+	/* "host:" is the default port (RFC 3986 6.2.3), not a bad URL. */
+	f = fut_http_fetch(loop, "http://127.0.0.1:/", NULL);
+	wait_for(loop, f);
+	ck_assert_int_ne(fut_error(f), FUT_HTTP_EBADURL);
+	fut_unref(f);
+	static const char *const methods[] = { "G(E)T", "GET/x", "A:B", "" };
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		struct fut_http_fetch_opts mo = { .method = methods[i] };
+		f = fut_http_fetch(loop, "http://127.0.0.1:1/", &mo);
+		wait_for(loop, f);
+		ck_assert_msg(fut_error(f) == -EINVAL, "method '%s': %s",
+			      methods[i], fut_strerror(fut_error(f)));
+		fut_unref(f);
+	}
 	const char *hdr[] = { "X-Bad\r\nInjected: 1", NULL };
 	struct fut_http_fetch_opts ho = { .headers = hdr };
 	f = fut_http_fetch(loop, "http://127.0.0.1:1/", &ho);
@@ -613,6 +746,13 @@ START_TEST(client_errors)
 		 "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
 		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
 		"garbage\r\n\r\n",
+		/* unasked-for 101: what follows is not HTTP to parse */
+		("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n"
+		 "Connection: Upgrade\r\n\r\nHTTP/1.1 200 OK\r\n"
+		 "Content-Length: 11\r\n\r\nuntil close"),
+		/* HTTP/1.0 framing with Transfer-Encoding is faulty */
+		("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+		 "b\r\nuntil close\r\n0\r\n\r\n"),
 	};
 	for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
 		struct bad_server b = { ls, replies[i] };
@@ -632,6 +772,13 @@ START_TEST(client_errors)
 		"5\r\nuntil\r\n6\r\n close\r\n0\r\n\r\n",
 		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"
 		"Content-Length: 11\r\nConnection: close\r\n\r\nuntil close",
+		/* obs-fold: a user agent unfolds it (RFC 9112 5.2) */
+		"HTTP/1.1 200 OK\r\nX-Folded: a\r\n  b\r\n\tc\r\n"
+		"Content-Length: 11\r\n\r\nuntil close",
+		/* a coding other than chunked last: until close, as sent */
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: x-raw\r\n\r\nuntil close",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: x-raw, chunked\r\n\r\n"
+		"5\r\nuntil\r\n6\r\n close\r\n0\r\n\r\n",
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		struct bad_server b = { ls, good[i] };
@@ -641,11 +788,87 @@ START_TEST(client_errors)
 		const struct fut_http_response *r = fut_http_response_of(f);
 		ck_assert_msg(r, "reply %zu: %s", i, fut_strerror(fut_error(f)));
 		ck_assert_str_eq(r->body, "until close");
+		if (i == 3) {
+			ck_assert_uint_eq(r->num_headers, 2);
+			/* each CRLF became two spaces */
+			ck_assert_int_eq(r->headers[0].value_len, 10);
+			ck_assert(!memcmp(r->headers[0].value, "a    b  \tc", 10));
+		}
 		wait_for(loop, job);
 		fut_unref(job);
 		fut_unref(f);
 	}
 	close(ls);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/* Answers the first request, reads a second on the same connection and
+ * closes without answering, then answers whatever comes on a new
+ * connection within a second. Returns the requests it saw. */
+static int64_t close_second_job(void *arg)
+{
+	int ls = *(int *)arg, seen = 0;
+	const char *ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	char buf[4096];
+	int c = accept(ls, NULL, NULL);
+	if (c < 0)
+		return -errno;
+	if (recv(c, buf, sizeof(buf), 0) > 0)
+		seen++;
+	send(c, ok, strlen(ok), MSG_NOSIGNAL);
+	if (recv(c, buf, sizeof(buf), 0) > 0)
+		seen++;
+	close(c);
+	struct timeval tv = { .tv_sec = 1 };
+	setsockopt(ls, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	c = accept(ls, NULL, NULL);
+	if (c >= 0) {
+		if (recv(c, buf, sizeof(buf), 0) > 0)
+			seen++;
+		send(c, ok, strlen(ok), MSG_NOSIGNAL);
+		close(c);
+	}
+	return seen;
+}
+
+/* A reused connection that dies under a request is retried on a new one
+ * for GET, never for POST: the server may have acted on it (RFC 9112
+ * 9.3.1). */
+START_TEST(fetch_retries_only_idempotent)
+{
+	fut_loop *loop = new_loop();
+	static const char *const methods[] = { "GET", "POST" };
+	for (int m = 0; m < 2; m++) {
+		int ls = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		ck_assert_int_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+		socklen_t al = sizeof(a);
+		getsockname(ls, (struct sockaddr *)&a, &al);
+		ck_assert_int_eq(listen(ls, 4), 0);
+		char u[64];
+		snprintf(u, sizeof(u), "http://127.0.0.1:%d/", ntohs(a.sin_port));
+		fut *job = fut_run_blocking(loop, close_second_job, &ls);
+		struct fut_http_fetch_opts o = { .method = methods[m] };
+		fut *f = fut_http_fetch(loop, u, &o);
+		wait_for(loop, f);
+		ck_assert_msg(fut_http_response_of(f), "%s: %s", methods[m],
+			      fut_strerror(fut_error(f)));
+		fut_unref(f);
+		f = fut_http_fetch(loop, u, &o);
+		wait_for(loop, f);
+		if (m == 0)
+			ck_assert_msg(fut_http_response_of(f), "GET retry: %s",
+				      fut_strerror(fut_error(f)));
+		else
+			ck_assert_msg(fut_error(f) < 0, "POST was retried");
+		fut_unref(f);
+		wait_for(loop, job);
+		ck_assert_int_eq(fut_value(job), m == 0 ? 3 : 2);
+		fut_unref(job);
+		close(ls);
+	}
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
 END_TEST
@@ -881,10 +1104,13 @@ Suite *http_suite(void)
 	tcase_add_test(tc, hostile_input_4xx_and_close);
 	tcase_add_test(tc, expect_continue);
 	tcase_add_test(tc, server_timeouts);
+	tcase_add_test(tc, header_timeout_from_accept);
+	tcase_add_test(tc, head_error_has_no_body);
 	tcase_add_test(tc, streamed_response_backpressure);
 	tcase_add_test(tc, graceful_shutdown);
 	tcase_add_test(tc, client_timeouts_are_separate);
 	tcase_add_test(tc, client_errors);
+	tcase_add_test(tc, fetch_retries_only_idempotent);
 	tcase_add_test(tc, fetch_tries_every_address);
 	tcase_add_test(tc, server_bad_arguments);
 	tcase_add_test(tc, connection_cap_defers_accept);

@@ -52,7 +52,7 @@ struct fut_http_request_head {
 	size_t method_len;
 	const char *target; /* request-target as sent */
 	size_t target_len;
-	const char *path;   /* target up to '?' */
+	const char *path;   /* target up to '?' ("/" if absolute-form has none) */
 	size_t path_len;
 	const char *query;  /* after '?', or NULL */
 	size_t query_len;
@@ -189,7 +189,7 @@ struct fut_http_fetch_opts {
 	unsigned connect_timeout_ms; /* 0: 10000 */
 	unsigned queue_timeout_ms;   /* wait for a pooled connection; 0: 30000 */
 	unsigned request_timeout_ms; /* request sent to response read; 0: 60000 */
-	unsigned max_per_host;       /* connections per host:port; 0: 8 */
+	unsigned max_per_host;       /* connections per host:port; 0: 32 */
 	uint64_t max_body;           /* response body; 0: 64 MiB */
 	uint64_t reserved[4];        /* must be zero */
 };
