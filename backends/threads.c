@@ -12,8 +12,9 @@
  * completes, so operations on one fd complete in submission order while a
  * socket's reads and writes still run concurrently.
  *
- * Sends are tried once on the loop thread first, without blocking (see
- * try_send); only a send that would block goes to a worker.
+ * Sends and accepts are tried once on the loop thread first, without
+ * blocking (see try_send, try_accept); only one that would block goes to
+ * a worker.
  *
  * Workers: started on demand, one per operation blocked at a time (a
  * blocked recv holds its worker), up to MAX_WORKERS. An idle worker sleeps
@@ -35,6 +36,7 @@
 #include "opq.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -55,6 +57,7 @@ struct fdstate {
 	struct fut__opq q[NQ];
 	struct fut__op *running[NQ];
 	struct fut__op *close_op; /* waits for running ops to finish */
+	bool nonblock; /* O_NONBLOCK set, for try_accept */
 };
 
 struct wk {
@@ -313,6 +316,38 @@ static bool try_send(struct fut__op *op)
 #endif
 }
 
+/*
+ * The same for accept, on a listening socket made O_NONBLOCK (as every
+ * backend may; libfuture(7)). A worker's accept is a round trip through a
+ * thread that has to be scheduled: with a connection burst and hundreds
+ * of busy workers on the cpu, that took ~4 ms per accept, and 500
+ * connections waited up to 2 s in the backlog with their first request
+ * sent (wrk -c500 p99 over 600 ms). Here the backlog drains at the loop's
+ * pace; the worker, when it does get the op, waits in poll(2) and then
+ * accepts (fut__op_exec_blocking does that for an O_NONBLOCK fd).
+ */
+static bool try_accept(struct fdstate *fs, struct fut__op *op)
+{
+	if (op->kind != OP_ACCEPT)
+		return false;
+	if (!fs->nonblock) {
+		int fl = fcntl(op->fd, F_GETFL);
+		if (fl < 0 || (!(fl & O_NONBLOCK) &&
+			       fcntl(op->fd, F_SETFL, fl | O_NONBLOCK) < 0))
+			return false; /* the worker reports the error */
+		fs->nonblock = true;
+	}
+	int r;
+	do
+		r = accept4(op->fd, op->addr, op->addrlen,
+			    SOCK_NONBLOCK | SOCK_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return false;
+	fut__op_complete(op, r < 0 ? -errno : r);
+	return true;
+}
+
 static void th_submit(struct fut_loop *loop, struct fut__op *op)
 {
 	struct thr *t = T(loop);
@@ -354,7 +389,7 @@ static void th_submit(struct fut_loop *loop, struct fut__op *op)
 		fut__opq_append(&fs->q[qi], op);
 		return;
 	}
-	if (try_send(op))
+	if (try_send(op) || try_accept(fs, op))
 		return;
 	fs->running[qi] = op;
 	dispatch(t, op);
