@@ -461,7 +461,8 @@ static int request_line(const char *l, size_t ll,
 				path++;
 			/* userinfo: credentials in the clear, and a way to
 			 * dress one host up as another (RFC 9110 4.2.4). */
-			if (memchr(auth, '@', (size_t)(path - auth)))
+			if (memchr(auth, '@', (size_t)(path - auth)) ||
+			    host_port(auth, (size_t)(path - auth)) < 0)
 				return FUT_HTTP_EBADREQ;
 			absolute = 1;
 		} else {
