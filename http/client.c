@@ -37,8 +37,9 @@
 #define DEF_MAX_PER_HOST 32
 #define DEF_MAX_BODY (64u << 20)
 #define POOL_IDLE_MS 4000
-#define MAX_RESP_HEADERS 100
-#define RESP_HEADER_BYTES 65536
+#define DEF_MAX_HEADERS 100
+#define DEF_MAX_HEADER_BYTES 65536
+#define MAX_MAX_HEADERS 10000 /* bounds the per-request array */
 
 struct client;
 struct pool;
@@ -99,10 +100,10 @@ struct request {
 	/* response */
 	int head_len;         /* > 0 once the head is parsed */
 	struct fut_http_response_head rh;
-	struct fut_http_header hv[MAX_RESP_HEADERS];
 	size_t body_start, dec_end;
 	struct fut_http_chunked ch;
 	int until_close;
+	struct fut_http_header hv[]; /* o.max_headers of them */
 };
 
 static __thread struct client *clients;
@@ -453,8 +454,10 @@ static int resp_progress(struct request *r, int eof)
 	struct conn *c = r->conn;
 	if (!r->head_len) {
 		unfold(c->buf, c->len);
+		struct fut_http_limits lim = {
+			.max_header_bytes = r->o.max_header_bytes };
 		int n = fut_http_parse_response(c->buf, c->len, 0, &r->rh, r->hv,
-						MAX_RESP_HEADERS, NULL);
+						r->o.max_headers, &lim);
 		if (n == FUT_HTTP_EINCOMPLETE) {
 			if (eof) {
 				req_fail(r, c->len || !c->reused ?
@@ -571,7 +574,7 @@ static void conn_read(struct request *r)
 {
 	struct conn *c = r->conn;
 	if (c->len == c->cap) {
-		size_t limit = RESP_HEADER_BYTES + r->o.max_body + 65536;
+		size_t limit = r->o.max_header_bytes + r->o.max_body + 65536;
 		size_t cap = c->cap ? c->cap * 2 : 16384;
 		if (r->head_len && r->rh.content_length >= 0 &&
 		    cap < (size_t)r->head_len + (size_t)r->rh.content_length)
@@ -1025,10 +1028,17 @@ fut *fut_http_fetch(fut_loop *loop, const char *url,
 		o.max_per_host = DEF_MAX_PER_HOST;
 	if (!o.max_body)
 		o.max_body = DEF_MAX_BODY;
+	if (!o.max_header_bytes)
+		o.max_header_bytes = DEF_MAX_HEADER_BYTES;
+	if (!o.max_headers)
+		o.max_headers = DEF_MAX_HEADERS;
+	if (o.max_headers > MAX_MAX_HEADERS)
+		return fut_rejected(loop, -EINVAL);
 	o.body = NULL;
 	o.headers = NULL; /* copied into the request bytes */
 
-	struct request *r = calloc(1, sizeof(*r));
+	struct request *r = calloc(1, sizeof(*r) +
+				      o.max_headers * sizeof(r->hv[0]));
 	fut *res = r ? fut_new(loop) : NULL;
 	if (!res) {
 		free(r);

@@ -765,6 +765,30 @@ START_TEST(client_errors)
 		fut_unref(job);
 		fut_unref(f);
 	}
+	/* The response head's limits are the caller's to set. */
+	static const struct { unsigned bytes, count; int want; } lims[] = {
+		{ 0, 2, FUT_HTTP_EHDRTOOBIG }, { 32, 0, FUT_HTTP_EHDRTOOBIG },
+		{ 0, 3, 0 }, { 200, 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof(lims) / sizeof(lims[0]); i++) {
+		struct bad_server b = { ls, "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n"
+					    "Content-Length: 2\r\n\r\nok" };
+		fut *job = fut_run_blocking(loop, bad_server_job, &b);
+		struct fut_http_fetch_opts lo = { .max_header_bytes = lims[i].bytes,
+						  .max_headers = lims[i].count };
+		f = fut_http_fetch(loop, u, &lo);
+		wait_for(loop, f);
+		ck_assert_msg(fut_error(f) == lims[i].want, "limits %zu: %s", i,
+			      fut_strerror(fut_error(f)));
+		wait_for(loop, job);
+		fut_unref(job);
+		fut_unref(f);
+	}
+	struct fut_http_fetch_opts huge = { .max_headers = 10001 };
+	f = fut_http_fetch(loop, u, &huge);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_error(f), -EINVAL);
+	fut_unref(f);
 	/* Close-delimited and chunked bodies are read right. */
 	static const char *const good[] = {
 		"HTTP/1.0 200 OK\r\n\r\nuntil close",

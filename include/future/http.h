@@ -191,7 +191,9 @@ struct fut_http_fetch_opts {
 	unsigned request_timeout_ms; /* request sent to response read; 0: 60000 */
 	unsigned max_per_host;       /* connections per host:port; 0: 32 */
 	uint64_t max_body;           /* response body; 0: 64 MiB */
-	uint64_t reserved[4];        /* must be zero */
+	uint32_t max_header_bytes;   /* response head; 0: 65536 */
+	uint32_t max_headers;        /* response header fields; 0: 100 */
+	uint64_t reserved[3];        /* must be zero */
 };
 
 struct fut_http_response {
