@@ -449,7 +449,12 @@ static int th_wait(struct fut_loop *loop, int timeout_ms)
 	if (t->cancelling && (timeout_ms < 0 || timeout_ms > CANCEL_RETRY_MS))
 		timeout_ms = CANCEL_RETRY_MS;
 	struct pollfd p = { .fd = t->evfd, .events = POLLIN };
-	int n = poll(&p, 1, timeout_ms);
+	int64_t ns = timeout_ms == CANCEL_RETRY_MS && t->cancelling ?
+		     (int64_t)CANCEL_RETRY_MS * 1000000 : loop->wait_ns;
+	struct timespec ts = { .tv_sec = ns / 1000000000,
+			       .tv_nsec = ns % 1000000000 };
+	int n = ppoll(&p, 1, timeout_ms > 0 ? &ts : timeout_ms == 0 ?
+			     &(struct timespec){ 0, 0 } : NULL, NULL);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	if (n > 0) {
