@@ -621,6 +621,20 @@ static int known_method(const char *m, size_t n)
 	return 0;
 }
 
+/*
+ * A request line over the limit whose first word is already longer than
+ * any method we know is an unknown method (RFC 9112 3: 501), not a long
+ * target.
+ */
+static int method_too_long(const struct conn *c)
+{
+	size_t i = 0, n = c->in_len;
+	while (i + 1 < n && c->in[i] == '\r' && c->in[i + 1] == '\n')
+		i += 2;
+	const char *sp = memchr(c->in + i, ' ', n - i);
+	return (size_t)((sp ? sp : c->in + n) - (c->in + i)) > 7;
+}
+
 static int64_t coro_entry(void *arg)
 {
 	struct conn *c = arg;
@@ -694,6 +708,8 @@ static void process_input(struct conn *c)
 		}
 		if (n < 0) {
 			int st = fut_http_status_of(n);
+			if (n == FUT_HTTP_EURITOOLONG && method_too_long(c))
+				st = 501;
 			error_response(c, st ? st : 400);
 			return;
 		}

@@ -344,6 +344,12 @@ START_TEST(hostile_input_4xx_and_close)
 	n += snprintf(big + n, 100000 - (size_t)n, " HTTP/1.1\r\nHost: x\r\n\r\n");
 	raw(loop, srv, &x, big, (size_t)n);
 	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 414 ", 13), "%.30s", x.got);
+	/* ... but a method longer than any known is unknown: 501 (RFC 9112
+	 * 3), however long the line. */
+	memset(big, 'A', 10000);
+	n = 10000 + snprintf(big + 10000, 100, " / HTTP/1.1\r\nHost: x\r\n\r\n");
+	raw(loop, srv, &x, big, (size_t)n);
+	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 501 ", 13), "%.30s", x.got);
 	n = snprintf(big, 100000, "GET / HTTP/1.1\r\nHost: x\r\n");
 	for (int i = 0; i < 700; i++)
 		n += snprintf(big + n, 100000 - (size_t)n,
