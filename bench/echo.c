@@ -206,6 +206,23 @@ static void client_send(struct cconn *c, int idx)
 	c->inflight = 1;
 }
 
+/* A whole reply is in: check it and count it. Returns 1 when another
+ * message is to go out on c (counted as sent). */
+static int reply_in(struct cconn *c, int i, long *done, long *inflight,
+		    long *sent)
+{
+	if (memcmp(c->in, c->out, MSG) != 0)
+		bench_die("client: connection %d: echo differs", i);
+	c->inflight = 0;
+	++*done;
+	--*inflight;
+	if (*sent >= n_rounds)
+		return 0;
+	++*sent;
+	++*inflight;
+	return 1;
+}
+
 static void client_connect(struct client *cl, struct cconn *c)
 {
 	memset(c, 0, sizeof *c);
@@ -280,16 +297,8 @@ static void *client_epoll(void *arg)
 			c->got += (int)n;
 			if (c->got < MSG)
 				continue;
-			if (memcmp(c->in, c->out, MSG) != 0)
-				bench_die("client: connection %d: echo differs", i);
-			c->inflight = 0;
-			done++;
-			inflight--;
-			if (sent < n_rounds) {
+			if (reply_in(c, i, &done, &inflight, &sent))
 				client_send(c, i);
-				sent++;
-				inflight++;
-			}
 		}
 	}
 	client_finish(cl, cs, done, p0, c0);
@@ -393,16 +402,8 @@ static void *client_uring(void *arg)
 				client_queue_recv(&ring, c, i);
 				continue;
 			}
-			if (memcmp(c->in, c->out, MSG) != 0)
-				bench_die("client: connection %d: echo differs", i);
-			c->inflight = 0;
-			done++;
-			inflight--;
-			if (sent < n_rounds) {
+			if (reply_in(c, i, &done, &inflight, &sent))
 				client_queue_msg(&ring, c, i);
-				sent++;
-				inflight++;
-			}
 		}
 		io_uring_cq_advance(&ring, seen);
 	}

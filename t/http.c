@@ -156,17 +156,11 @@ static int raw_connect(int port)
 	return fd;
 }
 
-static int64_t raw_job(void *arg)
+/* Read to EOF (sending send2 after the first bytes), then close; x->ms
+ * counts from t0. */
+static void raw_finish(int fd, struct raw *x, const struct timeval *t0)
 {
-	struct raw *x = arg;
-	struct timeval t0, t1;
-	gettimeofday(&t0, NULL);
-	int fd = raw_connect(x->port);
-	if (fd < 0)
-		return -errno;
-	if (x->send_len && send(fd, x->send, x->send_len, MSG_NOSIGNAL) < 0) {
-		/* The server may already have answered and closed. */
-	}
+	struct timeval t1;
 	for (;;) {
 		ssize_t n = recv(fd, x->got + x->got_len,
 				 sizeof(x->got) - 1 - x->got_len, 0);
@@ -182,9 +176,23 @@ static int64_t raw_job(void *arg)
 	}
 	x->got[x->got_len] = '\0';
 	gettimeofday(&t1, NULL);
-	x->ms = (int)((t1.tv_sec - t0.tv_sec) * 1000 +
-		      (t1.tv_usec - t0.tv_usec) / 1000);
+	x->ms = (int)((t1.tv_sec - t0->tv_sec) * 1000 +
+		      (t1.tv_usec - t0->tv_usec) / 1000);
 	close(fd);
+}
+
+static int64_t raw_job(void *arg)
+{
+	struct raw *x = arg;
+	struct timeval t0;
+	gettimeofday(&t0, NULL);
+	int fd = raw_connect(x->port);
+	if (fd < 0)
+		return -errno;
+	if (x->send_len && send(fd, x->send, x->send_len, MSG_NOSIGNAL) < 0) {
+		/* The server may already have answered and closed. */
+	}
+	raw_finish(fd, x, &t0);
 	return 0;
 }
 
@@ -435,7 +443,7 @@ static int64_t timed_job(void *arg)
 {
 	struct timed *t = arg;
 	struct raw *x = &t->x;
-	struct timeval t0, t1;
+	struct timeval t0;
 	gettimeofday(&t0, NULL);
 	int fd = raw_connect(x->port);
 	if (fd < 0)
@@ -444,20 +452,7 @@ static int64_t timed_job(void *arg)
 		usleep((useconds_t)t->delay_ms[i] * 1000);
 		send(fd, t->part[i], strlen(t->part[i]), MSG_NOSIGNAL);
 	}
-	for (;;) {
-		ssize_t n = recv(fd, x->got + x->got_len,
-				 sizeof(x->got) - 1 - x->got_len, 0);
-		if (n <= 0) {
-			x->eof = n == 0;
-			break;
-		}
-		x->got_len += (size_t)n;
-	}
-	x->got[x->got_len] = '\0';
-	gettimeofday(&t1, NULL);
-	x->ms = (int)((t1.tv_sec - t0.tv_sec) * 1000 +
-		      (t1.tv_usec - t0.tv_usec) / 1000);
-	close(fd);
+	raw_finish(fd, x, &t0);
 	return 0;
 }
 
