@@ -658,6 +658,20 @@ START_TEST(client_timeouts_are_separate)
 }
 END_TEST
 
+/* A TCP socket bound to a free loopback port, not listening yet; its URL
+ * in u (64 bytes). */
+static int bound_socket(char *u)
+{
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	ck_assert_int_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	socklen_t al = sizeof(a);
+	getsockname(ls, (struct sockaddr *)&a, &al);
+	snprintf(u, 64, "http://127.0.0.1:%d/", ntohs(a.sin_port));
+	return ls;
+}
+
 struct bad_server {
 	int fd;
 	const char *reply;
@@ -728,14 +742,8 @@ START_TEST(client_errors)
 	fut_unref(f);
 
 	/* Refused, and a server that answers garbage. */
-	int ls = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	ck_assert_int_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
-	socklen_t al = sizeof(a);
-	getsockname(ls, (struct sockaddr *)&a, &al);
 	char u[64];
-	snprintf(u, sizeof(u), "http://127.0.0.1:%d/", ntohs(a.sin_port));
+	int ls = bound_socket(u);
 	f = fut_http_fetch(loop, u, NULL);
 	wait_for(loop, f);
 	ck_assert_int_eq(fut_error(f), -ECONNREFUSED);
@@ -865,15 +873,9 @@ START_TEST(fetch_retries_only_idempotent)
 	fut_loop *loop = new_loop();
 	static const char *const methods[] = { "GET", "POST" };
 	for (int m = 0; m < 2; m++) {
-		int ls = socket(AF_INET, SOCK_STREAM, 0);
-		struct sockaddr_in a = { .sin_family = AF_INET,
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		ck_assert_int_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
-		socklen_t al = sizeof(a);
-		getsockname(ls, (struct sockaddr *)&a, &al);
-		ck_assert_int_eq(listen(ls, 4), 0);
 		char u[64];
-		snprintf(u, sizeof(u), "http://127.0.0.1:%d/", ntohs(a.sin_port));
+		int ls = bound_socket(u);
+		ck_assert_int_eq(listen(ls, 4), 0);
 		fut *job = fut_run_blocking(loop, close_second_job, &ls);
 		struct fut_http_fetch_opts o = { .method = methods[m] };
 		fut *f = fut_http_fetch(loop, u, &o);
