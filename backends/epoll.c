@@ -318,7 +318,7 @@ static void ep_submit(struct fut_loop *loop, struct fut__op *op)
 	}
 	struct fdstate *fs = fdstate(ep, op->fd);
 	if (!fs) {
-		fut__op_complete(op, -ENOMEM);
+		fut__op_complete(op, -errno); /* EBADF or ENOMEM */
 		return;
 	}
 	int r;

@@ -66,7 +66,7 @@ struct acceptor {
 	size_t nstash, capstash;
 };
 
-enum { K_UNKNOWN = 0, K_FILE, K_OTHER };
+enum { K_UNKNOWN = 0, K_FILE, K_PIPE, K_OTHER }; /* K_PIPE: or socket */
 
 struct fdstate {
 	struct fut__opq q[NQ];
@@ -429,9 +429,14 @@ static bool is_file(struct fdstate *fs, int fd)
 {
 	if (fs->kind == K_UNKNOWN) {
 		struct stat st;
-		fs->kind = fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) ||
-						   S_ISBLK(st.st_mode)) ?
-			   K_FILE : K_OTHER;
+		if (fstat(fd, &st) < 0)
+			fs->kind = K_OTHER;
+		else if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
+			fs->kind = K_FILE;
+		else if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+			fs->kind = K_PIPE;
+		else
+			fs->kind = K_OTHER;
 	}
 	return fs->kind == K_FILE;
 }
@@ -445,7 +450,7 @@ static void ur_submit(struct fut_loop *loop, struct fut__op *op)
 	}
 	struct fdstate *fs = fdstate(u, op->fd);
 	if (!fs) {
-		fut__op_complete(op, -ENOMEM);
+		fut__op_complete(op, -errno); /* EBADF or ENOMEM */
 		return;
 	}
 	if ((op->kind == OP_READ || op->kind == OP_WRITE) && op->off >= 0 &&
@@ -455,6 +460,13 @@ static void ur_submit(struct fut_loop *loop, struct fut__op *op)
 		 * once, so random reads run in parallel. */
 		OP_QI(op) = NQ;
 		to_ring(u, op);
+		return;
+	}
+	if ((op->kind == OP_READ || op->kind == OP_WRITE) && op->off >= 0 &&
+	    fs->kind == K_PIPE) {
+		/* The ring would ignore the offset; pread(2) says ESPIPE,
+		 * and so do the other backends. */
+		fut__op_complete(op, -ESPIPE);
 		return;
 	}
 	int qi = fut__op_side(op->kind);

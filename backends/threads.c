@@ -353,7 +353,7 @@ static void th_submit(struct fut_loop *loop, struct fut__op *op)
 	struct thr *t = T(loop);
 	struct fdstate *fs = fdstate(t, op->fd);
 	if (!fs) {
-		fut__op_complete(op, -ENOMEM);
+		fut__op_complete(op, -errno); /* EBADF or ENOMEM */
 		return;
 	}
 	if (op->kind == OP_CLOSE) {

@@ -25,6 +25,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -367,8 +369,43 @@ static void on_timer(fut *f, void *arg)
 	req_unref(r);
 }
 
+/*
+ * The responses fut_http_fetch made and that are still alive, so that
+ * fut_http_response_of can tell one from any other pointer a future may
+ * hold (reading a foreign pointer as a response would run off its end).
+ * A tree from <search.h> under a lock: responses may be freed on any
+ * loop's thread.
+ */
+static void *live;
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int ptr_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+	return x < y ? -1 : x > y;
+}
+
+static int live_add(void *p)
+{
+	pthread_mutex_lock(&live_lock);
+	void *r = tsearch(p, &live, ptr_cmp);
+	pthread_mutex_unlock(&live_lock);
+	return r ? 0 : -ENOMEM;
+}
+
+static int live_has(const void *p)
+{
+	pthread_mutex_lock(&live_lock);
+	void *r = tfind(p, &live, ptr_cmp);
+	pthread_mutex_unlock(&live_lock);
+	return r != NULL;
+}
+
 static void resp_free(void *p)
 {
+	pthread_mutex_lock(&live_lock);
+	tdelete(p, &live, ptr_cmp);
+	pthread_mutex_unlock(&live_lock);
 	free(p);
 }
 
@@ -409,8 +446,13 @@ static void req_finish(struct request *r, const char *body, size_t blen,
 	res->body_len = blen;
 	r->phase = R_DONE;
 	phase_timer_stop(r);
+	if (live_add(res) < 0) {
+		free(res);
+		req_fail(r, -ENOMEM);
+		return;
+	}
 	if (fut_resolve_ptr(r->result, res, resp_free) < 0)
-		free(res); /* the caller cancelled the future meanwhile */
+		resp_free(res); /* the caller cancelled the future meanwhile */
 	r->conn = NULL;
 	if (reusable && r->rh.keep_alive)
 		conn_idle(c);
@@ -973,15 +1015,32 @@ static int build(struct request *r, const char *url, const char *path,
 	if (hplen && hostport[hplen - 1] == ':')
 		hplen--; /* empty port: Host as without one */
 	size_t sz = strlen(method) + plen + hplen + o->body_len + 128;
+	int own_host = 0;
 	for (const char *const *h = o->headers; h && *h; h++) {
 		if (!valid_header_line(*h))
 			return -EINVAL;
+		size_t nl = strcspn(*h, ":");
+		/* The framing is the library's: a second Content-Length or a
+		 * Transfer-Encoding would make the request say two things
+		 * about where it ends (request smuggling). */
+		if (fut__http_ieq(*h, nl, "content-length") ||
+		    fut__http_ieq(*h, nl, "transfer-encoding"))
+			return -EINVAL;
+		if (fut__http_ieq(*h, nl, "host")) {
+			if (own_host++) /* one Host (RFC 9112 3.2) */
+				return -EINVAL;
+		}
 		sz += strlen(*h) + 2;
 	}
 	char *out = malloc(sz);
 	if (!out)
 		return -ENOMEM;
-	int n = snprintf(out, sz, "%s %s%.*s HTTP/1.1\r\nHost: %.*s\r\n", method,
+	/* A Host of the caller's replaces the URL's (virtual hosts by
+	 * address, as curl -H does). */
+	int n = own_host ?
+		snprintf(out, sz, "%s %s%.*s HTTP/1.1\r\n", method,
+			 plen && path[0] == '/' ? "" : "/", (int)plen, path) :
+		snprintf(out, sz, "%s %s%.*s HTTP/1.1\r\nHost: %.*s\r\n", method,
 			 plen && path[0] == '/' ? "" : "/", (int)plen, path,
 			 (int)hplen, hostport);
 	size_t len = (size_t)n;
@@ -1081,7 +1140,8 @@ const struct fut_http_response *fut_http_response_of(fut *f)
 {
 	if (!f || fut_state(f) != FUT_RESOLVED)
 		return NULL;
-	return fut_ptr(f);
+	void *p = fut_ptr(f);
+	return p && live_has(p) ? p : NULL;
 }
 
 const char *fut_http_response_header(const struct fut_http_response *resp,

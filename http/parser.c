@@ -819,6 +819,9 @@ int fut_http_chunked_decode(struct fut_http_chunked *st, char *buf,
 			}
 			in++;
 			break;
+		default: /* not a state: a struct never zeroed, say */
+			err = -EINVAL;
+			goto fail;
 		}
 	}
 	if (st->state == CH_DONE) {

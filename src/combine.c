@@ -84,6 +84,14 @@ static void then_src_done(fut *f, void *arg)
 		fut_unref(g);
 		return;
 	}
+	if (h->loop != g->loop) {
+		/* Its callbacks would run on the other loop, and g would
+		 * wait forever. */
+		fut_unref(h);
+		fut__complete(g, 0, -EINVAL);
+		fut_unref(g);
+		return;
+	}
 	t->cur = h;
 	/* g's reference moves on to the inner callback. */
 	(void)fut_on_done(h, then_inner_done, g);

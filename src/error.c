@@ -69,7 +69,8 @@ const char *fut_strerror(int err)
 	const struct libcode *c = find(err);
 	if (c)
 		return c->msg;
-	int e = err < 0 ? -err : err;
+	/* -INT_MIN overflows: anything outside +-4095 is unknown anyway. */
+	int e = err > -4096 && err < 0 ? -err : err;
 	if (e > 0 && e < 4096) {
 		const char *s = strerrordesc_np(e);
 		if (s)
@@ -86,7 +87,7 @@ const char *fut_errname(int err)
 	const struct libcode *c = find(err);
 	if (c)
 		return c->name;
-	int e = err < 0 ? -err : err;
+	int e = err > -4096 && err < 0 ? -err : err;
 	if (e > 0 && e < 4096) {
 		const char *s = strerrorname_np(e);
 		if (s)

@@ -197,7 +197,8 @@ void fut__objpool_destroy(struct fut__objpool *p);
 
 /* Make entry fd of a table of *n entries of elem bytes exist, growing it by
  * doubling with new entries zeroed. Returns the (possibly moved) table, or
- * NULL when out of memory (the old table is left as it was). Entries move
+ * NULL with errno EBADF (fd is not open: nothing is grown) or ENOMEM (the
+ * old table is left as it was). Entries move
  * when the table grows: hold indexes, not pointers. Used by the backends'
  * per-fd state. */
 void *fut__fdtable_grow(void *tab, size_t *n, size_t elem, int fd);

@@ -6,6 +6,9 @@
  */
 #include "future-internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,12 +70,20 @@ void *fut__fdtable_grow(void *tab, size_t *n, size_t elem, int fd)
 {
 	if ((size_t)fd < *n)
 		return tab;
+	/* The table is sized by the fd's value: a number that is no open
+	 * fd (INT_MAX, say) must not allocate gigabytes to learn EBADF. */
+	if (fcntl(fd, F_GETFD) < 0) {
+		errno = EBADF;
+		return NULL;
+	}
 	size_t m = *n ? *n : 64;
 	while (m <= (size_t)fd)
 		m *= 2;
 	char *p = realloc(tab, m * elem);
-	if (!p)
+	if (!p) {
+		errno = ENOMEM;
 		return NULL;
+	}
 	memset(p + *n * elem, 0, (m - *n) * elem);
 	*n = m;
 	return p;

@@ -6,6 +6,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -176,6 +177,12 @@ static fut *inner_pending(fut *f, void *arg)
 	return fut_ref(*out);
 }
 
+static fut *other_loop_future(fut *f, void *arg)
+{
+	(void)f;
+	return fut_resolved(arg, 7);
+}
+
 START_TEST(then_chains_and_flattens)
 {
 	fut_loop *loop = new_loop();
@@ -210,6 +217,13 @@ START_TEST(then_chains_and_flattens)
 	g = fut_then(fut_resolved(loop, 0), NULL, NULL);
 	ck_assert_int_eq(fut_error(g), -EINVAL);
 	fut_unref(g);
+	/* fn returning another loop's future: -EINVAL, not a wait forever. */
+	fut_loop *other = new_loop();
+	g = fut_then(fut_resolved(loop, 0), other_loop_future, other);
+	ck_assert_int_eq(fut_loop_run_until(loop, g), 0);
+	ck_assert_int_eq(fut_error(g), -EINVAL);
+	fut_unref(g);
+	ck_assert_int_eq(fut_loop_free(other), 0);
 	ck_assert_ptr_null(fut_then(NULL, passthrough, NULL));
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
@@ -517,6 +531,9 @@ START_TEST(error_names)
 	}
 	ck_assert_str_eq(fut_strerror(-99999), "Unknown error -99999");
 	ck_assert_str_eq(fut_errname(-99999), "UNKNOWN");
+	/* no overflow negating it (UBSan) */
+	ck_assert_str_eq(fut_strerror(INT_MIN), "Unknown error -2147483648");
+	ck_assert_str_eq(fut_errname(INT_MIN), "UNKNOWN");
 }
 END_TEST
 

@@ -86,6 +86,10 @@ static void handler(fut_http_req *req, void *arg)
 					      &vl) ? atoi(v) : 0;
 		fut_on_done(fut_sleep(fut_http_req_loop(req), (uint64_t)ms),
 			    slept, req);
+	} else if (route(req, "GET", "/host")) {
+		size_t n = 0;
+		const char *v = fut_http_req_header(req, "Host", &n);
+		fut_http_respond(req, 200, v ? v : "", v ? n : 0);
 	} else if (route(req, "GET", "/stream")) {
 		fut_unref(fut_spawn(fut_http_req_loop(req), streamer, req));
 	} else if (route(req, "GET", "/inject")) {
@@ -236,6 +240,22 @@ START_TEST(fetch_get_post_head)
 	ck_assert(ct && l == 10 && !memcmp(ct, "text/plain", 10));
 	ck_assert_ptr_nonnull(fut_http_response_header(r, "Date", &l));
 	fut_unref(f);
+	/* Host comes from the URL, or replaced by the caller's. (After
+	 * the first fetch's fut_unref: wait_for's guard took its value over
+	 * and frees it when the loop runs again.) */
+	static const char *const vhost[] = { "Host: example.test", NULL };
+	for (int k = 0; k < 2; k++) {
+		struct fut_http_fetch_opts ho = { .headers = k ? vhost : NULL };
+		fut *hf = fut_http_fetch(loop, url(srv, "/host"), &ho);
+		wait_for(loop, hf);
+		const struct fut_http_response *hr = fut_http_response_of(hf);
+		ck_assert_msg(hr, "host %d: %s", k, fut_strerror(fut_error(hf)));
+		if (k)
+			ck_assert_str_eq(hr->body, "example.test");
+		else
+			ck_assert(!strncmp(hr->body, "127.0.0.1:", 10));
+		fut_unref(hf);
+	}
 
 	/* A 300 KB body both ways, then HEAD: no body, the same length. */
 	size_t n = 300 * 1024;
@@ -734,6 +754,25 @@ START_TEST(client_errors)
 			      methods[i], fut_strerror(fut_error(f)));
 		fut_unref(f);
 	}
+	/* The framing is the library's; one Host at most. */
+	static const char *const framing[][3] = {
+		{ "Content-Length: 0", NULL }, { "transfer-encoding: chunked", NULL },
+		{ "Host: a", "host: b", NULL },
+	};
+	for (size_t i = 0; i < sizeof(framing) / sizeof(framing[0]); i++) {
+		struct fut_http_fetch_opts fo = { .headers = framing[i] };
+		f = fut_http_fetch(loop, "http://127.0.0.1:1/", &fo);
+		wait_for(loop, f);
+		ck_assert_msg(fut_error(f) == -EINVAL, "headers %zu: %s", i,
+			      fut_strerror(fut_error(f)));
+		fut_unref(f);
+	}
+	/* A future holding some other pointer is no response. */
+	f = fut_new(loop);
+	static char not_a_response[8];
+	fut_resolve_ptr(f, not_a_response, NULL);
+	ck_assert_ptr_null(fut_http_response_of(f));
+	fut_unref(f);
 	const char *hdr[] = { "X-Bad\r\nInjected: 1", NULL };
 	struct fut_http_fetch_opts ho = { .headers = hdr };
 	f = fut_http_fetch(loop, "http://127.0.0.1:1/", &ho);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -548,6 +549,34 @@ START_TEST(invalid_io_arguments)
 	f = fut_connect(loop, 0, NULL, 0);
 	ck_assert_int_eq(fut_error(f), -EINVAL);
 	fut_unref(f);
+	/* fds that are not open, beyond the fd table and inside it: EBADF
+	 * on every backend, without sizing a table by INT_MAX. */
+	int p[2];
+	ck_assert_int_eq(pipe(p), 0);
+	int closed = p[0];
+	close(p[0]);
+	int bad[] = { INT_MAX, 1 << 20, closed };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		fut *g[] = { fut_poll(loop, bad[i], POLLIN),
+			     fut_recv(loop, bad[i], b, 4, 0) };
+		for (int k = 0; k < 2; k++) {
+			fut_loop_run_until(loop, g[k]);
+			ck_assert_msg(fut_error(g[k]) == -EBADF, "fd %d op %d: %s",
+				      bad[i], k, fut_errname(fut_error(g[k])));
+			fut_unref(g[k]);
+		}
+	}
+	/* A positional read of a pipe is ESPIPE, as pread(2) says. */
+	ck_assert_int_eq(pipe(p), 0);
+	ck_assert_int_eq(write(p[1], "abcd", 4), 4);
+	f = fut_read(loop, p[0], b, 4, 0);
+	fut_loop_run_until(loop, f);
+	ck_assert_int_eq(fut_error(f), -ESPIPE);
+	fut_unref(f);
+	f = fut_close(loop, p[0]);
+	fut_loop_run_until(loop, f);
+	fut_unref(f);
+	close(p[1]);
 	ck_assert_ptr_null(fut_recv(NULL, 0, b, 4, 0));
 	ck_assert_ptr_null(fut_sleep(NULL, 1));
 	ck_assert_ptr_null(fut_run_blocking(NULL, NULL, NULL));
