@@ -83,6 +83,9 @@ struct fut {
 	uint32_t nxcb, capxcb;
 	const struct fut__producer *prod;
 	void *pdata;
+	/* The future whose pointer value this one took (fut__adopt): held
+	 * until this one goes, so the value outlives both. */
+	struct fut *keep;
 };
 
 /* --- timers (src/timer.c): a hierarchical wheel with 1 ms ticks --- */

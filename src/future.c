@@ -76,6 +76,7 @@ fut *fut__alloc(struct fut_loop *loop)
 	f->nxcb = f->capxcb = 0;
 	f->prod = NULL;
 	f->pdata = NULL;
+	f->keep = NULL;
 	loop->live_futs++;
 	return f;
 }
@@ -93,6 +94,11 @@ static void release(fut *f)
 	f->next = loop->free_futs;
 	loop->free_futs = f;
 	loop->live_futs--;
+	if (fut__unlikely(f->keep != NULL)) {
+		fut *k = f->keep;
+		f->keep = NULL;
+		fut_unref(k);
+	}
 }
 
 static void enqueue(fut *f)
@@ -176,9 +182,18 @@ void fut__adopt(fut *dst, fut *src)
 	if (st == ST_REJECTED) {
 		fut__complete(dst, 0, src->err);
 	} else if (load_state(src) & ST_PTR) {
-		void (*dtor)(void *) = src->dtor;
-		if (finish(dst, 0, src->v.p, dtor, 0) == 0)
-			src->dtor = NULL;
+		/*
+		 * Shared, not moved: src keeps its destructor and dst holds a
+		 * reference to src, so the value lives while either does.
+		 * (Moving it left fut_ptr(src) dangling once dst was freed, as
+		 * a caller still holding src after a fut_timeout found.)
+		 */
+		if (!src->dtor) {
+			finish(dst, 0, src->v.p, NULL, 0);
+		} else if (finish(dst, 0, src->v.p, NULL, 0) == 0) {
+			dst->keep = src;
+			src->refs++;
+		}
 	} else {
 		fut__complete(dst, src->v.i, 0);
 	}

@@ -514,6 +514,50 @@ START_TEST(free_inside_callback_is_refused)
 }
 END_TEST
 
+static int dtor_calls;
+
+static void count_dtor(void *p)
+{
+	(void)p;
+	dtor_calls++;
+}
+
+static fut *keep_value(fut *f, void *arg)
+{
+	(void)f;
+	(void)arg;
+	return NULL; /* g takes f's value */
+}
+
+/* A pointer value taken over by a wrapper (fut_timeout, fut_then) is
+ * shared: fut_ptr of the source stays valid after the wrapper is gone,
+ * and the destructor runs once, when the last of them goes. */
+START_TEST(pointer_value_shared_with_wrappers)
+{
+	fut_loop *loop = new_loop();
+	static int value = 42;
+	for (int k = 0; k < 2; k++) {
+		dtor_calls = 0;
+		fut *f = fut_new(loop);
+		fut *g = k ? fut_then(fut_ref(f), keep_value, NULL) :
+			     fut_timeout(fut_ref(f), 10000);
+		ck_assert_int_eq(fut_resolve_ptr(f, &value, count_dtor), 0);
+		ck_assert_int_eq(fut_loop_run_until(loop, g), 0);
+		ck_assert_ptr_eq(fut_ptr(g), &value);
+		fut_unref(g);
+		fut *t = fut_sleep(loop, 1); /* let deferred releases run */
+		fut_loop_run_until(loop, t);
+		fut_unref(t);
+		ck_assert_int_eq(dtor_calls, 0);
+		ck_assert_ptr_eq(fut_ptr(f), &value);
+		fut_unref(f);
+		ck_assert_int_eq(dtor_calls, 1);
+	}
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+	ck_assert_int_eq(dtor_calls, 1);
+}
+END_TEST
+
 START_TEST(error_names)
 {
 	ck_assert_str_eq(fut_errname(-ECANCELED), "ECANCELED");
@@ -552,6 +596,7 @@ Suite *core_suite(void)
 	tcase_add_test(tc, socketpair_ping_pong);
 	tcase_add_test(tc, post_stop_and_run_rules);
 	tcase_add_test(tc, free_inside_callback_is_refused);
+	tcase_add_test(tc, pointer_value_shared_with_wrappers);
 	tcase_add_test(tc, error_names);
 	suite_add_tcase(s, tc);
 	return s;

@@ -240,9 +240,7 @@ START_TEST(fetch_get_post_head)
 	ck_assert(ct && l == 10 && !memcmp(ct, "text/plain", 10));
 	ck_assert_ptr_nonnull(fut_http_response_header(r, "Date", &l));
 	fut_unref(f);
-	/* Host comes from the URL, or replaced by the caller's. (After
-	 * the first fetch's fut_unref: wait_for's guard took its value over
-	 * and frees it when the loop runs again.) */
+	/* Host comes from the URL, or replaced by the caller's. */
 	static const char *const vhost[] = { "Host: example.test", NULL };
 	for (int k = 0; k < 2; k++) {
 		struct fut_http_fetch_opts ho = { .headers = k ? vhost : NULL };
