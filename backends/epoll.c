@@ -430,7 +430,8 @@ static void on_event(struct ep *ep, int fd, uint32_t events)
 static int ep_wait(struct fut_loop *loop, int timeout_ms)
 {
 	struct ep *ep = EP(loop);
-	int n = -1;
+	int n;
+	bool waited = false;
 #ifdef HAVE_EPOLL_PWAIT2
 	/* To the ns (Linux 5.11); epoll_wait's whole ms fire timers late. */
 	static _Atomic bool no_pwait2;
@@ -439,12 +440,13 @@ static int ep_wait(struct fut_loop *loop, int timeout_ms)
 		struct timespec ts = { .tv_sec = loop->wait_ns / 1000000000,
 				       .tv_nsec = loop->wait_ns % 1000000000 };
 		n = epoll_pwait2(ep->epfd, ep->ev, MAX_EVENTS, &ts, NULL);
-		if (n < 0 && errno == ENOSYS)
+		waited = n >= 0 || errno != ENOSYS;
+		if (!waited) /* an old kernel, or valgrind */
 			atomic_store_explicit(&no_pwait2, true,
 					      memory_order_relaxed);
 	}
-	if (n < 0 && (timeout_ms <= 0 || errno == ENOSYS))
 #endif
+	if (!waited)
 		n = epoll_wait(ep->epfd, ep->ev, MAX_EVENTS, timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
