@@ -188,9 +188,7 @@ void fut__adopt(fut *dst, fut *src)
 		 * (Moving it left fut_ptr(src) dangling once dst was freed, as
 		 * a caller still holding src after a fut_timeout found.)
 		 */
-		if (!src->dtor) {
-			finish(dst, 0, src->v.p, NULL, 0);
-		} else if (finish(dst, 0, src->v.p, NULL, 0) == 0) {
+		if (finish(dst, 0, src->v.p, NULL, 0) == 0 && src->dtor) {
 			dst->keep = src;
 			src->refs++;
 		}
