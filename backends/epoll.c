@@ -437,9 +437,8 @@ static int ep_wait(struct fut_loop *loop, int timeout_ms)
 	static _Atomic bool no_pwait2;
 	if (timeout_ms > 0 && !atomic_load_explicit(&no_pwait2,
 						     memory_order_relaxed)) {
-		struct timespec ts = { .tv_sec = loop->wait_ns / 1000000000,
-				       .tv_nsec = loop->wait_ns % 1000000000 };
-		n = epoll_pwait2(ep->epfd, ep->ev, MAX_EVENTS, &ts, NULL);
+		n = epoll_pwait2(ep->epfd, ep->ev, MAX_EVENTS, &loop->wait_ts,
+				 NULL);
 		waited = n >= 0 || errno != ENOSYS;
 		if (!waited) /* an old kernel, or valgrind */
 			atomic_store_explicit(&no_pwait2, true,

@@ -531,10 +531,9 @@ static int ur_wait(struct fut_loop *loop, int timeout_ms)
 {
 	struct uring *u = U(loop);
 	struct io_uring_cqe *cqe;
-	int64_t ns = timeout_ms > 0 ? loop->wait_ns : 0;
 	struct __kernel_timespec ts = {
-		.tv_sec = ns / 1000000000,
-		.tv_nsec = ns % 1000000000,
+		.tv_sec = loop->wait_ts.tv_sec,
+		.tv_nsec = loop->wait_ts.tv_nsec,
 	};
 	int r;
 	if (timeout_ms == 0) {

@@ -446,15 +446,13 @@ static void resend_cancels(struct thr *t)
 static int th_wait(struct fut_loop *loop, int timeout_ms)
 {
 	struct thr *t = T(loop);
+	struct timespec zero = { 0, 0 }, *ts = timeout_ms < 0 ? NULL :
+					       timeout_ms ? &loop->wait_ts : &zero;
+	struct timespec retry = { 0, CANCEL_RETRY_MS * 1000000L };
 	if (t->cancelling && (timeout_ms < 0 || timeout_ms > CANCEL_RETRY_MS))
-		timeout_ms = CANCEL_RETRY_MS;
+		ts = &retry;
 	struct pollfd p = { .fd = t->evfd, .events = POLLIN };
-	int64_t ns = timeout_ms == CANCEL_RETRY_MS && t->cancelling ?
-		     (int64_t)CANCEL_RETRY_MS * 1000000 : loop->wait_ns;
-	struct timespec ts = { .tv_sec = ns / 1000000000,
-			       .tv_nsec = ns % 1000000000 };
-	int n = ppoll(&p, 1, timeout_ms > 0 ? &ts : timeout_ms == 0 ?
-			     &(struct timespec){ 0, 0 } : NULL, NULL);
+	int n = ppoll(&p, 1, ts, NULL);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	if (n > 0) {

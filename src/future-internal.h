@@ -216,9 +216,9 @@ struct fut_loop {
 	bool closing;
 	_Atomic int stop;
 	uint64_t now;
-	/* For a wait with a timeout > 0 ms: the same in ns, to the next
+	/* For a wait with a timeout > 0 ms: the same to the ns, to the next
 	 * timer's deadline (backends that can wait that precisely do). */
-	int64_t wait_ns;
+	struct timespec wait_ts;
 
 	fut *rq_head, *rq_tail; /* ready queue: futures whose callbacks are due */
 

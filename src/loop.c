@@ -116,12 +116,12 @@ static int tick(struct fut_loop *loop, fut *until)
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		int64_t now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-		loop->wait_ns = (int64_t)(loop->now + (uint64_t)timeout) *
-				1000000 - now_ns;
-		if (loop->wait_ns <= 0) {
-			loop->wait_ns = 0;
+		int64_t ns = (int64_t)(loop->now + (uint64_t)timeout) * 1000000 -
+			     now_ns;
+		if (ns <= 0)
 			timeout = 0;
-		}
+		loop->wait_ts.tv_sec = ns > 0 ? ns / 1000000000 : 0;
+		loop->wait_ts.tv_nsec = ns > 0 ? ns % 1000000000 : 0;
 	}
 	int r = loop->be->wait(loop, timeout);
 	atomic_store_explicit(&loop->sleeping, 0, memory_order_relaxed);
