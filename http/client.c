@@ -27,6 +27,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <search.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -471,11 +472,12 @@ static void conn_read(struct request *r);
  * spaces. The line after the status line is left alone: whitespace
  * there is invalid, not a fold (RFC 9112 2.2).
  */
-static void unfold(char *buf, size_t len)
+static bool unfold(char *buf, size_t len)
 {
+	bool any = false;
 	char *first = memchr(buf, '\n', len);
 	if (!first)
-		return;
+		return false;
 	size_t lf0 = (size_t)(first - buf), end = SIZE_MAX;
 	for (size_t i = lf0; i < len && end == SIZE_MAX; i++)
 		if (buf[i] == '\n' && i + 1 < len &&
@@ -487,7 +489,9 @@ static void unfold(char *buf, size_t len)
 			buf[i] = ' ';
 			if (buf[i - 1] == '\r')
 				buf[i - 1] = ' ';
+			any = true;
 		}
+	return any;
 }
 
 /* Parse what is in the buffer. Returns 1 when done (finished or failed). */
@@ -495,11 +499,17 @@ static int resp_progress(struct request *r, int eof)
 {
 	struct conn *c = r->conn;
 	if (!r->head_len) {
-		unfold(c->buf, c->len);
 		struct fut_http_limits lim = {
 			.max_header_bytes = r->o.max_header_bytes };
 		int n = fut_http_parse_response(c->buf, c->len, 0, &r->rh, r->hv,
 						r->o.max_headers, &lim);
+		/* Only a refused head is looked at for obs-fold: a rescan of
+		 * every partial head would cost a trickling server's head
+		 * squared. */
+		if (n == FUT_HTTP_EBADRESP && unfold(c->buf, c->len))
+			n = fut_http_parse_response(c->buf, c->len, 0, &r->rh,
+						    r->hv, r->o.max_headers,
+						    &lim);
 		if (n == FUT_HTTP_EINCOMPLETE) {
 			if (eof) {
 				req_fail(r, c->len || !c->reused ?

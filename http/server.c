@@ -567,11 +567,19 @@ static void conn_read(struct conn *c)
  * the input buffer starts with the request in every phase, and its method
  * is the first word after the empty lines the parser skips.
  */
-static int error_for_head(const struct conn *c)
+/* Where the request starts in c->in: after the empty lines the parser
+ * skips (RFC 9112 2.2). */
+static size_t request_start(const struct conn *c)
 {
 	size_t i = 0;
 	while (i + 1 < c->in_len && c->in[i] == '\r' && c->in[i + 1] == '\n')
 		i += 2;
+	return i;
+}
+
+static int error_for_head(const struct conn *c)
+{
+	size_t i = request_start(c);
 	return c->in_len - i >= 5 && memcmp(c->in + i, "HEAD ", 5) == 0;
 }
 
@@ -628,9 +636,7 @@ static int known_method(const char *m, size_t n)
  */
 static int method_too_long(const struct conn *c)
 {
-	size_t i = 0, n = c->in_len;
-	while (i + 1 < n && c->in[i] == '\r' && c->in[i + 1] == '\n')
-		i += 2;
+	size_t i = request_start(c), n = c->in_len;
 	const char *sp = memchr(c->in + i, ' ', n - i);
 	return (size_t)((sp ? sp : c->in + n) - (c->in + i)) > 7;
 }
