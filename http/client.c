@@ -102,6 +102,7 @@ struct request {
 	size_t out_len;
 	/* response */
 	int head_len;         /* > 0 once the head is parsed */
+	size_t head_seen;     /* bytes of a partial head the parser saw */
 	struct fut_http_response_head rh;
 	size_t body_start, dec_end;
 	struct fut_http_chunked ch;
@@ -501,7 +502,10 @@ static int resp_progress(struct request *r, int eof)
 	if (!r->head_len) {
 		struct fut_http_limits lim = {
 			.max_header_bytes = r->o.max_header_bytes };
-		int n = fut_http_parse_response(c->buf, c->len, 0, &r->rh, r->hv,
+		/* From head_seen on: a head that trickles in is scanned
+		 * once, not once per recv. */
+		int n = fut_http_parse_response(c->buf, c->len, r->head_seen,
+						&r->rh, r->hv,
 						r->o.max_headers, &lim);
 		/* Only a refused head is looked at for obs-fold: a rescan of
 		 * every partial head would cost a trickling server's head
@@ -511,6 +515,7 @@ static int resp_progress(struct request *r, int eof)
 						    r->hv, r->o.max_headers,
 						    &lim);
 		if (n == FUT_HTTP_EINCOMPLETE) {
+			r->head_seen = c->len;
 			if (eof) {
 				req_fail(r, c->len || !c->reused ?
 					 FUT_HTTP_EBADRESP : -ECONNRESET);
@@ -533,6 +538,7 @@ static int resp_progress(struct request *r, int eof)
 		if (r->rh.status < 200) { /* 1xx: another head follows */
 			memmove(c->buf, c->buf + n, c->len - (size_t)n);
 			c->len -= (size_t)n;
+			r->head_seen = 0;
 			return resp_progress(r, eof);
 		}
 		r->head_len = n;
@@ -690,6 +696,7 @@ static void conn_use(struct conn *c, struct request *r)
 	c->len = 0;
 	r->conn = c;
 	r->head_len = 0;
+	r->head_seen = 0;
 	memset(&r->ch, 0, sizeof(r->ch));
 	r->until_close = 0;
 	if (r->phase != R_REQUEST)

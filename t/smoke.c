@@ -156,7 +156,7 @@ START_TEST(sends_keep_order_and_cancel_cleanly)
 	ck_assert_int_eq(fut_cancel(fb), 0);
 	ck_assert_int_eq(fut_error(fb), -ECANCELED);
 	size_t got = 0;
-	while (fut_state(fc) == FUT_PENDING || got < na + nc) {
+	while (got < na + nc) { /* then no recv is left blocked */
 		fut *r = fut_recv(loop, sv[1], dst + got, na + nc + 1 - got, 0);
 		wait_for(loop, r);
 		ck_assert_int_gt(fut_value(r), 0);
