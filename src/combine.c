@@ -219,9 +219,17 @@ static void group_release(fut *g)
 	g->prod = NULL;
 }
 
+static void group_uncount(fut *g)
+{
+	struct group *gr = g->pdata;
+	for (size_t i = 0; i < gr->n; i++)
+		gr->child[i]->refs--;
+}
+
 static const struct fut__producer group_producer = {
 	.cancel = group_cancel,
 	.release = group_release,
+	.uncount = group_uncount,
 };
 
 static fut *group_new(struct fut_loop *loop, fut **fs, size_t n, int kind,
@@ -355,9 +363,17 @@ static void tmo_release(fut *g)
 	g->prod = NULL;
 }
 
+static void tmo_uncount(fut *g)
+{
+	struct tmo *t = g->pdata;
+	t->inner->refs--;
+	t->timer->refs--;
+}
+
 static const struct fut__producer tmo_producer = {
 	.cancel = tmo_cancel,
 	.release = tmo_release,
+	.uncount = tmo_uncount,
 };
 
 fut *fut_timeout(fut *f, uint64_t ms)

@@ -64,6 +64,9 @@ struct fut__cbent {
 struct fut__producer {
 	int (*cancel)(fut *f);
 	void (*release)(fut *f);
+	/* fut_loop_free's count of futures the caller held: take the
+	 * references f holds on other futures out of their refs. */
+	void (*uncount)(fut *f);
 };
 
 struct fut {

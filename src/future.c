@@ -423,12 +423,28 @@ size_t fut__cancel_all(struct fut_loop *loop)
 size_t fut__free_all(struct fut_loop *loop)
 {
 	size_t leaked = 0;
+	/* Count what the caller held, not what those futures hold in turn
+	 * (a timeout's source and timer, a group's children, the source
+	 * whose pointer value a wrapper shares): take the references live
+	 * futures hold on each other out first. */
+	for (struct fut__slab *s = loop->fslabs; s; s = s->next) {
+		fut *objs = (fut *)(s + 1);
+		for (size_t i = 0; i < s->n; i++) {
+			fut *f = &objs[i];
+			if (load_state(f) & ST_FREE)
+				continue;
+			if (f->keep)
+				f->keep->refs--;
+			if (f->prod && f->prod->uncount)
+				f->prod->uncount(f);
+		}
+	}
 	for (struct fut__slab *s = loop->fslabs; s; s = s->next) {
 		fut *objs = (fut *)(s + 1);
 		for (size_t i = 0; i < s->n; i++)
 			if (!(load_state(&objs[i]) & ST_FREE)) {
+				leaked += objs[i].refs > 0;
 				objs[i].refs = UINT32_MAX / 2;
-				leaked++;
 			}
 	}
 	for (struct fut__slab *s = loop->fslabs; s; s = s->next) {

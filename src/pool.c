@@ -293,8 +293,17 @@ static void *worker(void *arg)
 					    memory_order_relaxed,
 					    memory_order_relaxed))
 					break;
-			if (n > 0)
+			if (n > 0) {
+				/* Search again: a submitter may have counted
+				 * this worker twice (searching and idle) in the
+				 * moment between the two announcements above,
+				 * and started nobody for its job. Taking a job
+				 * as a searcher hands the role on. */
+				atomic_fetch_add_explicit(&p->searching, 1,
+							  memory_order_seq_cst);
+				searching = true;
 				continue;
+			}
 		}
 		while (sem_wait(&p->sem) < 0 && errno == EINTR)
 			;

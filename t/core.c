@@ -553,7 +553,23 @@ START_TEST(pointer_value_shared_with_wrappers)
 		fut_unref(f);
 		ck_assert_int_eq(dtor_calls, 1);
 	}
-	ck_assert_int_eq(fut_loop_free(loop), 0);
+	/* A wrapper the caller still holds at fut_loop_free is one future
+	 * held, not two: its source is kept by the wrapper, not the caller. */
+	dtor_calls = 0;
+	fut *f = fut_new(loop);
+	fut *g = fut_then(fut_ref(f), keep_value, NULL);
+	fut *h = fut_timeout(fut_ref(g), 10000);
+	ck_assert_int_eq(fut_resolve_ptr(f, &value, count_dtor), 0);
+	ck_assert_int_eq(fut_loop_run_until(loop, h), 0);
+	fut_unref(f);
+	fut_unref(g);
+	/* ... and a group's children, like a timeout's source and timer,
+	 * are the group's. */
+	fut *kids[2] = { fut_resolved(loop, 1), fut_new(loop) };
+	fut *all = fut_all(loop, kids, 2, FUT_ALL_SETTLED);
+	ck_assert_ptr_nonnull(all);
+	ck_assert_int_eq(dtor_calls, 0);
+	ck_assert_int_eq(fut_loop_free(loop), 2); /* h and all */
 	ck_assert_int_eq(dtor_calls, 1);
 }
 END_TEST
