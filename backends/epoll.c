@@ -349,9 +349,13 @@ static void ep_submit(struct fut_loop *loop, struct fut__op *op)
 	if (!q->head && !skip_try(fs, op)) {
 		int64_t res = attempt(ep, op);
 		if (res != -EAGAIN) {
+			/* Known drained, but not registered yet: the next
+			 * recv registers when it has to wait, and ADD then
+			 * reports data that came meanwhile. A connection
+			 * that reads one request, answers and closes (HTTP/1.0)
+			 * never costs an epoll_ctl ADD and DEL. */
 			if (res > 0 && op->kind == OP_RECV && !op->flags &&
-			    fs->stream && !fs->rdhup && (size_t)res < op->len &&
-			    ensure_registered(ep, fs, op->fd) == 0)
+			    fs->stream && !fs->rdhup && (size_t)res < op->len)
 				fs->rdrained = true;
 			fut__op_complete(op, res);
 			return;

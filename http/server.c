@@ -74,6 +74,7 @@ struct fut_http_req {
 	int streaming;
 	int ended;           /* the handler is done with it */
 	int close_after;     /* Connection: close on the response */
+	int client_closes;   /* the request said it is the last one */
 	int failed;          /* a send failed: error of later writes */
 	struct waiter *waiters, **wtail;
 };
@@ -101,6 +102,7 @@ struct conn {
 	struct outbuf out;  /* being sent */
 	struct outbuf next_out; /* queued behind it */
 	size_t lingered;
+	int nodelay;        /* TCP_NODELAY set */
 	size_t high_water;
 	struct fut_http_req req;
 	struct fut_http_header *hdrv;
@@ -309,6 +311,14 @@ static int put_head(struct conn *c, int status, int64_t length)
 	}
 	if (!ka)
 		r->close_after = 1;
+	/* Nagle would hold a response written while the previous one is
+	 * unacknowledged (pipelining) and the chunks of a stream; a single
+	 * response before a close needs no setsockopt (nginx's rule). */
+	if ((ka || length < 0) && !c->nodelay) {
+		int one = 1;
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->nodelay = 1;
+	}
 	const char *conn = !ka ? "Connection: close\r\n\r\n" :
 			   r->head.minor_version == 0 ?
 			   "Connection: keep-alive\r\n\r\n" : "\r\n";
@@ -494,8 +504,17 @@ static void finish_request(struct conn *c)
 	struct fut_http_req *r = &c->req;
 	int close_after = r->close_after;
 	size_t consumed = c->dec_end;
+	/* A client that said this was its last request and sent nothing
+	 * after it gets a plain close (RFC 9112 9.6: it sends no more). A
+	 * close it did not ask for, or unread bytes, would make the close
+	 * a reset that can destroy the response: linger then. */
+	if (close_after && r->client_closes && consumed == c->in_len) {
+		conn_close(c);
+		return;
+	}
 	r->hdrs.len = 0;
 	r->started = r->streaming = r->ended = r->failed = 0;
+	r->client_closes = 0;
 	r->body = NULL;
 	r->body_len = 0;
 	if (consumed < c->in_len)
@@ -665,7 +684,7 @@ static void dispatch(struct conn *c)
 	r->c = c;
 	r->head_only = fut__http_ieq(r->head.method, r->head.method_len,
 				     "HEAD");
-	r->close_after = !r->head.keep_alive;
+	r->close_after = r->client_closes = !r->head.keep_alive;
 	if (r->head.chunked) {
 		r->body = c->in + c->head_len;
 		r->body_len = c->dec_end - c->head_len;
@@ -852,8 +871,6 @@ static void conn_new(fut_http_server *s, int fd)
 		close(fd);
 		return;
 	}
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->hdrv = hv;
 	c->srv = s;
 	c->loop = s->loop;

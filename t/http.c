@@ -316,6 +316,35 @@ START_TEST(keepalive_pipelining_in_order)
 }
 END_TEST
 
+/* A client that says its request is the last gets the response and a
+ * FIN; bytes it sends after such a request anyway are drained (linger),
+ * so they cannot turn the close into a reset that loses the response. */
+START_TEST(client_close_ends_cleanly)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { 0 };
+	fut_http_server *srv = serve(loop, &o);
+	static const char *const reqs[] = {
+		"GET / HTTP/1.0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"POST /echo HTTP/1.0\r\nContent-Length: 12\r\n\r\nhello world\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+		"GET /never HTTP/1.1\r\nHost: x\r\n\r\n",
+	};
+	for (int round = 0; round < 20; round++)
+		for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+			struct raw x;
+			raw(loop, srv, &x, reqs[i], strlen(reqs[i]));
+			ck_assert_msg(x.eof, "request %zu: no clean EOF", i);
+			ck_assert_int_eq(count(x.got, " 200 OK\r\n"), 1);
+			ck_assert_int_eq(count(x.got, "hello world\n"), 1);
+			ck_assert(strstr(x.got, "Connection: close\r\n"));
+		}
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 static const struct {
 	const char *req;
 	int status;
@@ -1180,6 +1209,7 @@ Suite *http_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, fetch_get_post_head);
 	tcase_add_test(tc, keepalive_pipelining_in_order);
+	tcase_add_test(tc, client_close_ends_cleanly);
 	tcase_add_test(tc, hostile_input_4xx_and_close);
 	tcase_add_test(tc, expect_continue);
 	tcase_add_test(tc, server_timeouts);
