@@ -6,6 +6,10 @@
 # One wrk thread saturates near the client's limit, so the comparison that
 # matters is server CPU time per request (utime+stime of the server, all
 # threads, over the run / requests), plus requests/s and p99.
+# Connections: 50 and 500 keep-alive, and "50c": 50 with
+# "Connection: close" on every request, so each request is a new
+# connection (accept, read, write, close; raw is left out: it parses
+# nothing and would keep the connection).
 #
 # Every server is started once; then each of REPS rounds runs wrk against
 # every server in turn, so a peer and libfuture are measured close together.
@@ -30,7 +34,7 @@ while getopts d:o:r:h c; do
 	d) dur=$OPTARG ;;
 	o) only="$only $OPTARG" ;;
 	r) reps=$OPTARG ;;
-	*) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	*) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 	esac
 done
 py=/usr/bin/python3
@@ -79,12 +83,17 @@ start() { # name, command... (listening on $port)
 }
 
 measure() { # round, name, pid, port
-	for conns in 50 500; do
+	for conns in 50 500 50c; do
+		hdr=
+		case $conns in
+		*c) [ "$2" = raw ] && continue
+		    hdr="Connection: close" ;;
+		esac
 		pin "$3" # threads started since (pool workers) go to CPU 0 too
 		t0=$(cpu_ticks "$3")
 		out="$here/out/http-$2-c$conns.txt"
-		timeout $((dur + 30)) taskset -c 1 wrk -t1 -c$conns -d${dur}s --latency \
-			"http://127.0.0.1:$4/" >"$out" 2>&1
+		timeout $((dur + 30)) taskset -c 1 wrk -t1 -c${conns%c} -d${dur}s --latency \
+			${hdr:+-H "$hdr"} "http://127.0.0.1:$4/" >"$out" 2>&1
 		t1=$(cpu_ticks "$3")
 		rps=$(awk '/^Requests\/sec/ {print $2}' "$out")
 		reqs=$(awk '/requests in/ {print $1}' "$out")

@@ -515,12 +515,14 @@ static void timed(fut_loop *loop, fut_http_server *srv, struct timed *t)
 
 /* header_timeout_ms runs from the accept for a new connection: bytes that
  * arrive later do not restart it. On a keep-alive connection it runs from
- * the first byte of the next head. */
+ * the first byte of the next head. (Deferred accept off: with it the
+ * accept is the first byte's arrival, see deferred_accept.) */
 START_TEST(header_timeout_from_accept)
 {
 	fut_loop *loop = new_loop();
 	struct fut_http_server_opts o = { .header_timeout_ms = 400,
-					  .idle_timeout_ms = 5000 };
+					  .idle_timeout_ms = 5000,
+					  .defer_accept_s = -1 };
 	fut_http_server *srv = serve(loop, &o);
 	struct timed t = { .delay_ms = { 300 },
 			   .part = { "GET / HTTP/1.1\r\nHo" } };
@@ -537,6 +539,42 @@ START_TEST(header_timeout_from_accept)
 		      strstr(k.x.got, "HTTP/1.1 408 "), "%s", k.x.got);
 	ck_assert_msg(k.x.eof && k.x.ms >= 650, "408 after %d ms", k.x.ms);
 	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/* By default the kernel hands a connection over when its first bytes
+ * arrive (TCP_DEFER_ACCEPT): a client that connects and sends its request
+ * later than the header timeout is still served, since the server never
+ * saw it idle. Without deferral the same client finds a closed
+ * connection. A silent client is handed over after about a second and
+ * then timed out as before. */
+START_TEST(deferred_accept)
+{
+	fut_loop *loop = new_loop();
+	for (int defer = 0; defer < 2; defer++) {
+		struct fut_http_server_opts o = {
+			.header_timeout_ms = 200, .idle_timeout_ms = 200,
+			.defer_accept_s = defer ? 0 : -1 };
+		fut_http_server *srv = serve(loop, &o);
+		struct timed t = { .delay_ms = { 600 },
+				   .part = { "GET / HTTP/1.1\r\nHost: x\r\n"
+					     "Connection: close\r\n\r\n" } };
+		timed(loop, srv, &t);
+		if (defer)
+			ck_assert_msg(t.x.eof && count(t.x.got, "200 OK") == 1,
+				      "%s", t.x.got);
+		else /* closed before the request: EOF, or a reset */
+			ck_assert_int_eq(t.x.got_len, 0);
+		fut_http_server_free(srv);
+	}
+	struct fut_http_server_opts bad = { .handler = handler,
+					    .defer_accept_s = -2 };
+	fut_http_server *srv;
+	ck_assert_int_eq(fut_http_server_new(loop, &bad, &srv), -EINVAL);
+	bad.defer_accept_s = 0;
+	bad.reserved32 = 1;
+	ck_assert_int_eq(fut_http_server_new(loop, &bad, &srv), -EINVAL);
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
 END_TEST
@@ -1214,6 +1252,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, expect_continue);
 	tcase_add_test(tc, server_timeouts);
 	tcase_add_test(tc, header_timeout_from_accept);
+	tcase_add_test(tc, deferred_accept);
 	tcase_add_test(tc, head_error_has_no_body);
 	tcase_add_test(tc, streamed_response_backpressure);
 	tcase_add_test(tc, graceful_shutdown);

@@ -143,7 +143,11 @@ struct fut_http_server_opts {
 	size_t stream_high_water;   /* streamed response bytes queued before
 				       a write future waits; 0: 65536 */
 	struct fut_http_limits limits;
-	uint64_t reserved[4];    /* must be zero */
+	int defer_accept_s;      /* hand a new connection over when its first
+				    bytes arrive, or after about this many
+				    seconds (TCP_DEFER_ACCEPT); 0: 1, -1: off */
+	uint32_t reserved32;     /* must be zero */
+	uint64_t reserved[3];    /* must be zero */
 };
 
 FUT_HTTP_EXPORT int fut_http_server_new(fut_loop *loop,
