@@ -328,8 +328,8 @@ START_TEST(client_close_ends_cleanly)
 		"GET / HTTP/1.0\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
 		"POST /echo HTTP/1.0\r\nContent-Length: 12\r\n\r\nhello world\n",
-		"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-		"GET /never HTTP/1.1\r\nHost: x\r\n\r\n",
+		("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+		 "GET /never HTTP/1.1\r\nHost: x\r\n\r\n"),
 	};
 	for (int round = 0; round < 20; round++)
 		for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
