@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -498,17 +500,34 @@ static void on_sent(fut *f, void *arg)
 
 static void linger_start(struct conn *c);
 
+/*
+ * A client that said its request was the last (RFC 9112 9.6: it sends no
+ * more) may be closed at once, without the lingering close's shutdown and
+ * wait for its FIN, if the close cannot turn into a reset that destroys
+ * the response: nothing unread in the socket (a close with unread bytes
+ * sends RST), and every response byte acknowledged (bytes arriving after
+ * the close are answered with RST, which discards what is still queued;
+ * old clients send a CRLF after a body). Two cheap calls; a response
+ * still in flight lingers as before.
+ */
+static int quiet_to_close(struct conn *c)
+{
+	char b;
+	ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+		return 0;
+	int queued = -1;
+	return ioctl(c->fd, SIOCOUTQ, &queued) == 0 && queued == 0;
+}
+
 /* The response is out: next request, or close. */
 static void finish_request(struct conn *c)
 {
 	struct fut_http_req *r = &c->req;
 	int close_after = r->close_after;
 	size_t consumed = c->dec_end;
-	/* A client that said this was its last request and sent nothing
-	 * after it gets a plain close (RFC 9112 9.6: it sends no more). A
-	 * close it did not ask for, or unread bytes, would make the close
-	 * a reset that can destroy the response: linger then. */
-	if (close_after && r->client_closes && consumed == c->in_len) {
+	if (close_after && r->client_closes && consumed == c->in_len &&
+	    quiet_to_close(c)) {
 		conn_close(c);
 		return;
 	}

@@ -345,6 +345,64 @@ START_TEST(client_close_ends_cleanly)
 }
 END_TEST
 
+/* A client that said "close" and still sends a byte (an extra CRLF after
+ * the body, as old clients do: RFC 9112 2.2) while a large response is
+ * still queued: closing at once would answer that byte with a reset that
+ * discards the response's unsent rest. */
+#define BIG (4u << 20)
+
+static int64_t stray_crlf_job(void *arg)
+{
+	struct raw *x = arg;
+	int fd = raw_connect(x->port);
+	if (fd < 0)
+		return -errno;
+	char head[128];
+	int hl = snprintf(head, sizeof(head),
+			  "POST /echo HTTP/1.0\r\nContent-Length: %u\r\n\r\n",
+			  BIG);
+	char *body = malloc(BIG);
+	memset(body, 'e', BIG);
+	send(fd, head, (size_t)hl, MSG_NOSIGNAL);
+	for (size_t off = 0; off < BIG;) {
+		ssize_t n = send(fd, body + off, BIG - off, MSG_NOSIGNAL);
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	free(body);
+	send(fd, "\r\n", 2, MSG_NOSIGNAL);
+	usleep(200 * 1000); /* the server answers, and closes meanwhile */
+	size_t total = 0;
+	char buf[65536];
+	ssize_t n;
+	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+		total += (size_t)n;
+	x->eof = n == 0;
+	x->got_len = total;
+	close(fd);
+	return 0;
+}
+
+START_TEST(late_bytes_do_not_reset_the_response)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { .limits = { .max_body = BIG } };
+	fut_http_server *srv = serve(loop, &o);
+	static struct raw x;
+	memset(&x, 0, sizeof(x));
+	x.port = fut_http_server_port(srv);
+	fut *f = fut_run_blocking(loop, stray_crlf_job, &x);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_error(f), 0);
+	fut_unref(f);
+	ck_assert_msg(x.eof, "reset after %zu bytes", x.got_len);
+	ck_assert_uint_gt(x.got_len, BIG); /* head + the whole body */
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 static const struct {
 	const char *req;
 	int status;
@@ -1248,6 +1306,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, fetch_get_post_head);
 	tcase_add_test(tc, keepalive_pipelining_in_order);
 	tcase_add_test(tc, client_close_ends_cleanly);
+	tcase_add_test(tc, late_bytes_do_not_reset_the_response);
 	tcase_add_test(tc, hostile_input_4xx_and_close);
 	tcase_add_test(tc, expect_continue);
 	tcase_add_test(tc, server_timeouts);
