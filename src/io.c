@@ -313,6 +313,14 @@ int64_t fut__op_exec_blocking(struct fut__op *op)
 		return -soerr;
 	}
 	case OP_RECV:
+		/* A blocking recv of 0 bytes returns 0 at once on a TCP socket
+		 * but waits on others, and a non-blocking one says EAGAIN:
+		 * wait until readable, as the epoll and io_uring forms do. */
+		if (!op->len) {
+			int r = wait_ready(op, fd, POLLIN);
+			if (r < 0)
+				return r;
+		}
 		RETRY(recv(fd, op->buf, op->len, op->flags), fd, POLLIN);
 	case OP_READ:
 		if (op->off >= 0)

@@ -6,6 +6,7 @@
  */
 #include <future.h>
 
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -526,6 +527,44 @@ START_TEST(regular_file_read_write)
 }
 END_TEST
 
+/* A recv of 0 bytes waits until the socket is readable, then ends with 0
+ * and leaves the data unread, on every backend (a blocking recv(2) of 0
+ * bytes returns at once on TCP, a non-blocking one says EAGAIN). */
+START_TEST(zero_length_recv_waits_for_data)
+{
+	fut_loop *loop = new_loop();
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	ck_assert_int_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	getsockname(ls, (struct sockaddr *)&a, &al);
+	ck_assert_int_eq(listen(ls, 1), 0);
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+	int s = accept(ls, NULL, NULL);
+	ck_assert_int_ge(s, 0);
+	char b[4];
+	fut *r = fut_recv(loop, s, b, 0, 0);
+	run_for(loop, 50);
+	ck_assert_int_eq(fut_state(r), FUT_PENDING);
+	ck_assert_int_eq(send(c, "x", 1, 0), 1);
+	wait_for(loop, r);
+	ck_assert_int_eq(fut_error(r), 0);
+	ck_assert_int_eq(fut_value(r), 0);
+	fut_unref(r);
+	r = fut_recv(loop, s, b, sizeof(b), 0);
+	wait_for(loop, r);
+	ck_assert_int_eq(fut_value(r), 1);
+	fut_unref(r);
+	fut_unref(fut_close(loop, s));
+	close(c);
+	close(ls);
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 START_TEST(invalid_io_arguments)
 {
 	fut_loop *loop = new_loop();
@@ -913,6 +952,7 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, accept_past_fd_table_end);
 	tcase_add_test(tc, regular_file_read_write);
 	tcase_add_test(tc, file_reads_in_parallel);
+	tcase_add_test(tc, zero_length_recv_waits_for_data);
 	tcase_add_test(tc, invalid_io_arguments);
 	tcase_add_test(tc, blocking_jobs);
 	tcase_add_test(tc, blocking_jobs_run_in_parallel);
