@@ -58,8 +58,7 @@ struct fdstate {
 	struct fut__op *running[NQ];
 	struct fut__op *close_op; /* waits for running ops to finish */
 	bool nonblock; /* O_NONBLOCK set, for try_accept */
-	bool recv_seen; /* a recv ran: recv_more is known */
-	bool recv_more; /* the last recv filled its buffer */
+	bool recv_dry; /* the last recv was short: the next one waits */
 };
 
 struct wk {
@@ -263,8 +262,7 @@ static void advance(struct thr *t, int fd, int qi)
 static void note_recv(struct fdstate *fs, const struct fut__op *op,
 		      int64_t res)
 {
-	fs->recv_seen = true;
-	fs->recv_more = res > 0 && (size_t)res == op->len;
+	fs->recv_dry = !(res > 0 && (size_t)res == op->len);
 }
 
 static void done(struct thr *t, struct fut__op *op)
@@ -371,16 +369,14 @@ static bool try_accept(struct fdstate *fs, struct fut__op *op)
 static bool try_recv(struct fdstate *fs, struct fut__op *op)
 {
 #ifdef MSG_DONTWAIT
-	if (op->kind != OP_RECV || (op->flags & MSG_WAITALL) ||
-	    (fs->recv_seen && !fs->recv_more))
+	if (op->kind != OP_RECV || (op->flags & MSG_WAITALL) || fs->recv_dry)
 		return false;
 	ssize_t r;
 	do
 		r = recv(op->fd, op->buf, op->len, op->flags | MSG_DONTWAIT);
 	while (r < 0 && errno == EINTR);
 	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		fs->recv_seen = true;
-		fs->recv_more = false;
+		fs->recv_dry = true;
 		return false;
 	}
 	int64_t res = r < 0 ? -errno : r;
