@@ -598,13 +598,6 @@ static void conn_read(struct conn *c)
 	fut_on_done(f, on_recv, c);
 }
 
-/*
- * Whether the request an error answers is a HEAD. The error may come
- * before the method is parsed (a 414, a timeout), and once it is, the
- * head's views may point into a buffer the body has since outgrown; but
- * the input buffer starts with the request in every phase, and its method
- * is the first word after the empty lines the parser skips.
- */
 /* Where the request starts in c->in: after the empty lines the parser
  * skips (RFC 9112 2.2). */
 static size_t request_start(const struct conn *c)
@@ -615,6 +608,13 @@ static size_t request_start(const struct conn *c)
 	return i;
 }
 
+/*
+ * Whether the request an error answers is a HEAD. The error may come
+ * before the method is parsed (a 414, a timeout), and once it is, the
+ * head's views may point into a buffer the body has since outgrown; but
+ * the input buffer starts with the request in every phase, and its method
+ * is the first word after the empty lines the parser skips.
+ */
 static int error_for_head(const struct conn *c)
 {
 	size_t i = request_start(c);
