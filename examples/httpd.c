@@ -168,14 +168,14 @@ int main(int argc, char **argv)
 		err = fut_http_server_new(w[i].loop, &o, &w[i].srv);
 		if (err) {
 			fprintf(stderr, "httpd: cannot listen on %s:%d: %s\n",
-				host ? host : "0.0.0.0", port, fut_strerror(err));
+				host ? host : "*", port, fut_strerror(err));
 			return 1;
 		}
 		if (port == 0) /* the others share the first one's port */
 			port = fut_http_server_port(w[i].srv);
 	}
 	fprintf(stderr, "httpd: listening on %s:%d (%d thread%s, %s)\n",
-		host ? host : "0.0.0.0", port, threads, threads > 1 ? "s" : "",
+		host ? host : "*", port, threads, threads > 1 ? "s" : "",
 		fut_loop_backend(w[0].loop));
 	for (int i = 0; i < threads; i++)
 		pthread_create(&w[i].tid, NULL, run, &w[i]);

@@ -1003,6 +1003,61 @@ static unsigned min_u(unsigned a, unsigned b)
 
 /* ---- the server ---- */
 
+/*
+ * A listening socket for host (NULL: every address, IPv6 and IPv4 alike,
+ * as Go's and Node's servers do: a client that resolves "localhost" to
+ * ::1 first, as ab does with no fallback, must find the server). Returns
+ * the fd or a negative error.
+ */
+static int listen_on(const char *host, const struct fut_http_server_opts *o,
+		     int backlog)
+{
+	struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+				  .ai_socktype = SOCK_STREAM };
+	struct addrinfo *ai = NULL;
+	char port[8];
+	snprintf(port, sizeof(port), "%d", o->port);
+	int gai = getaddrinfo(host ? host : "::", port, &hints, &ai);
+	if (gai)
+		return !host ? -EAFNOSUPPORT : gai == EAI_SYSTEM ? -errno :
+		       FUT_HTTP_EBADURL;
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			0);
+	int err = fd < 0 ? -errno : 0;
+	int one = 1, zero = 0;
+	if (!err)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (!err && !host &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)
+		err = -EAFNOSUPPORT;
+	if (!err && o->reuseport &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		err = -errno;
+	/* The kernel holds a connection until its first bytes come (as
+	 * Apache's default "AcceptFilter http data" does): the accept then
+	 * finds the request there, the first recv succeeds and the fd is
+	 * never registered with epoll. For ab without -k that was 36 ->
+	 * 22 us of server CPU per connection (BENCHMARKS.md). A silent
+	 * client costs the kernel a request socket, not us a connection,
+	 * and is handed over after about defer_accept_s seconds. */
+	int defer = o->defer_accept_s ? o->defer_accept_s : 1;
+	if (!err && defer > 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer,
+				 sizeof(defer));
+	if (!err && (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+		     listen(fd, backlog) < 0))
+		err = -errno;
+	/* IPv6 switched off (ipv6.disable=1 or disable_ipv6): the caller
+	 * falls back to IPv4. */
+	if (!host && (err == -EADDRNOTAVAIL || err == -EAFNOSUPPORT))
+		err = -EAFNOSUPPORT;
+	freeaddrinfo(ai);
+	if (err && fd >= 0)
+		close(fd);
+	return err ? err : fd;
+}
+
+
 int fut_http_server_new(fut_loop *loop, const struct fut_http_server_opts *o,
 			fut_http_server **out)
 {
@@ -1046,55 +1101,21 @@ int fut_http_server_new(fut_loop *loop, const struct fut_http_server_opts *o,
 		s->o.stream_high_water = DEF_HIGH_WATER;
 	s->lfd = -1;
 
-	struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
-				  .ai_socktype = SOCK_STREAM };
-	struct addrinfo *ai = NULL;
-	char port[8];
-	snprintf(port, sizeof(port), "%d", o->port);
-	int gai = getaddrinfo(o->host ? o->host : "0.0.0.0", port, &hints, &ai);
+	int fd = listen_on(o->host, o, s->o.backlog);
 	int err = 0;
-	if (gai) {
-		err = gai == EAI_SYSTEM ? -errno : FUT_HTTP_EBADURL;
-		goto fail;
-	}
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			0);
+	if (!o->host && fd == -EAFNOSUPPORT)
+		fd = listen_on("0.0.0.0", o, s->o.backlog); /* no IPv6 here */
 	if (fd < 0) {
-		err = -errno;
+		err = fd;
 		goto fail;
 	}
 	s->lfd = fd;
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (o->reuseport &&
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
-		err = -errno;
-		goto fail;
-	}
-	/* The kernel holds a connection until its first bytes come (as
-	 * Apache's default "AcceptFilter http data" does): the accept then
-	 * finds the request there, the first recv succeeds and the fd is
-	 * never registered with epoll. For ab without -k that was 36 ->
-	 * 22 us of server CPU per connection (BENCHMARKS.md). A silent
-	 * client costs the kernel a request socket, not us a connection,
-	 * and is handed over after about defer_accept_s seconds. */
-	int defer = o->defer_accept_s ? o->defer_accept_s : 1;
-	if (defer > 0)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer,
-				 sizeof(defer));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-	    listen(fd, s->o.backlog) < 0) {
-		err = -errno;
-		goto fail;
-	}
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	getsockname(fd, (struct sockaddr *)&ss, &sl);
 	s->port = ntohs(ss.ss_family == AF_INET6 ?
 			((struct sockaddr_in6 *)&ss)->sin6_port :
 			((struct sockaddr_in *)&ss)->sin_port);
-	freeaddrinfo(ai);
-	ai = NULL;
 	unsigned tick = min_u(min_u(s->o.header_timeout_ms, s->o.body_timeout_ms),
 			      min_u(s->o.idle_timeout_ms, s->o.write_timeout_ms));
 	tick = tick / 4 < 10 ? 10 : tick / 4 > 1000 ? 1000 : tick / 4;
@@ -1107,8 +1128,6 @@ int fut_http_server_new(fut_loop *loop, const struct fut_http_server_opts *o,
 	*out = s;
 	return 0;
 fail:
-	if (ai)
-		freeaddrinfo(ai);
 	if (s->lfd >= 0)
 		close(s->lfd);
 	free(a);

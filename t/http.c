@@ -1117,6 +1117,34 @@ START_TEST(server_bad_arguments)
 }
 END_TEST
 
+/* No host: every address, so clients that resolve "localhost" to ::1
+ * (ab, without fallback) and to 127.0.0.1 both find the server. */
+START_TEST(default_host_is_dual_stack)
+{
+	fut_loop *loop = new_loop();
+	fut_http_server *srv;
+	struct fut_http_server_opts o = { .handler = handler };
+	ck_assert_int_eq(fut_http_server_new(loop, &o, &srv), 0);
+	int port = fut_http_server_port(srv);
+	const char *urls[] = { "http://127.0.0.1:%d/", "http://[::1]:%d/" };
+	int have6 = socket(AF_INET6, SOCK_STREAM, 0);
+	if (have6 >= 0)
+		close(have6);
+	for (int i = 0; i < (have6 >= 0 ? 2 : 1); i++) {
+		char u[64];
+		snprintf(u, sizeof(u), urls[i], port);
+		fut *f = fut_http_fetch(loop, u, NULL);
+		wait_for(loop, f);
+		const struct fut_http_response *r = fut_http_response_of(f);
+		ck_assert_msg(r, "%s: %s", u, fut_strerror(fut_error(f)));
+		ck_assert_int_eq(r->status, 200);
+		fut_unref(f);
+	}
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 /* Out of descriptors: accept pauses instead of spinning or giving up, and
  * the waiting client is served once descriptors are free again. */
 START_TEST(accept_survives_emfile)
@@ -1304,6 +1332,7 @@ Suite *http_suite(void)
 	TCase *tc = tcase_create("server-client");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, fetch_get_post_head);
+	tcase_add_test(tc, default_host_is_dual_stack);
 	tcase_add_test(tc, keepalive_pipelining_in_order);
 	tcase_add_test(tc, client_close_ends_cleanly);
 	tcase_add_test(tc, late_bytes_do_not_reset_the_response);

@@ -128,7 +128,7 @@ typedef struct fut_http_req fut_http_req;
 typedef void (*fut_http_handler)(fut_http_req *req, void *arg);
 
 struct fut_http_server_opts {
-	const char *host;        /* address to bind; NULL: "0.0.0.0" ("::" for IPv6) */
+	const char *host;        /* address to bind; NULL: every IPv6 and IPv4 one */
 	int port;                /* 0: any free port, see fut_http_server_port */
 	fut_http_handler handler; /* required */
 	void *arg;
