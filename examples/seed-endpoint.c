@@ -55,17 +55,20 @@ static void handle_async(fut_http_req *req, void *arg)
 
 static ssize_t blocking_get(char *buf, size_t cap)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai, *a;
 	if (getaddrinfo(up_host, up_port, &hints, &ai))
 		return -1;
-	int fd = socket(ai->ai_family, SOCK_STREAM, 0);
-	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-		freeaddrinfo(ai);
-		if (fd >= 0)
+	int fd = -1;
+	for (a = ai; a && fd < 0; a = a->ai_next) { /* every address, as curl */
+		fd = socket(a->ai_family, SOCK_STREAM, 0);
+		if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
 			close(fd);
-		return -1;
+			fd = -1;
+		}
 	}
 	freeaddrinfo(ai);
+	if (fd < 0)
+		return -1;
 	char q[1400];
 	int n = snprintf(q, sizeof(q), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n",
 			 up_path, up_host);
