@@ -277,7 +277,9 @@ static int scheme_char(char c)
 	       (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
 }
 
-static void parse_connection(const char *v, size_t n, struct framing *fr)
+/* Whether the list field value v (#element: elements split by commas,
+ * empty ones and OWS allowed, RFC 9110 5.6.1) has the token tok. */
+static int list_has(const char *v, size_t n, const char *tok)
 {
 	size_t i = 0;
 	while (i < n) {
@@ -286,11 +288,10 @@ static void parse_connection(const char *v, size_t n, struct framing *fr)
 		size_t s = i;
 		while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
 			i++;
-		if (fut__http_ieq(v + s, i - s, "close"))
-			fr->close = 1;
-		else if (fut__http_ieq(v + s, i - s, "keep-alive"))
-			fr->keep_alive = 1;
+		if (i > s && fut__http_ieq(v + s, i - s, tok))
+			return 1;
 	}
+	return 0;
 }
 
 /*
@@ -341,17 +342,20 @@ static int parse_fields(const char *p, size_t n, int allow_lf, int bad,
 			r = parse_content_length(h->value, h->value_len, fr);
 		else if (fut__http_ieq(l, c, "transfer-encoding"))
 			r = parse_te(h->value, h->value_len, fr);
-		else if (fut__http_ieq(l, c, "connection"))
-			parse_connection(h->value, h->value_len, fr);
+		else if (fut__http_ieq(l, c, "connection")) {
+			fr->close |= list_has(h->value, h->value_len, "close");
+			fr->keep_alive |= list_has(h->value, h->value_len,
+						   "keep-alive");
+		}
 		else if (fut__http_ieq(l, c, "host")) {
 			fr->hosts++;
 			if (!valid_host(h->value, h->value_len))
 				return bad; /* RFC 9112 3.2: 400 */
 		}
 		else if (fut__http_ieq(l, c, "expect"))
-			fr->expect_continue =
-				fut__http_ieq(h->value, h->value_len,
-					      "100-continue");
+			/* Expect = #expectation, over any number of fields */
+			fr->expect_continue |= list_has(h->value, h->value_len,
+							"100-continue");
 		if (r == FUT_HTTP_EBADREQ)
 			return bad;
 		if (r)
@@ -461,8 +465,13 @@ static int request_line(const char *l, size_t ll,
 				path++;
 			/* userinfo: credentials in the clear, and a way to
 			 * dress one host up as another (RFC 9110 4.2.4). */
-			if (memchr(auth, '@', (size_t)(path - auth)) ||
-			    host_port(auth, (size_t)(path - auth)) < 0)
+			ptrdiff_t h = host_port(auth, (size_t)(path - auth));
+			if (memchr(auth, '@', (size_t)(path - auth)) || h < 0)
+				return FUT_HTTP_EBADREQ;
+			/* An http(s) URI with an empty host is invalid and
+			 * MUST be rejected (RFC 9110 4.2.1, 4.2.2). */
+			if (!h && (fut__http_ieq(t, (size_t)(sch - t), "http") ||
+				   fut__http_ieq(t, (size_t)(sch - t), "https")))
 				return FUT_HTTP_EBADREQ;
 			absolute = 1;
 		} else {
@@ -857,40 +866,59 @@ int fut_http_status_of(int err)
 
 const char *fut_http_reason(int status)
 {
+	/* RFC 9110 15, plus 103 (RFC 8297), 428 and 511 (RFC 6585), 451
+	 * (RFC 7725) */
 	switch (status) {
 	case 100: return "Continue";
 	case 101: return "Switching Protocols";
+	case 103: return "Early Hints";
 	case 200: return "OK";
 	case 201: return "Created";
 	case 202: return "Accepted";
+	case 203: return "Non-Authoritative Information";
 	case 204: return "No Content";
+	case 205: return "Reset Content";
 	case 206: return "Partial Content";
+	case 300: return "Multiple Choices";
 	case 301: return "Moved Permanently";
 	case 302: return "Found";
 	case 303: return "See Other";
 	case 304: return "Not Modified";
+	case 305: return "Use Proxy";
 	case 307: return "Temporary Redirect";
 	case 308: return "Permanent Redirect";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
+	case 402: return "Payment Required";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 407: return "Proxy Authentication Required";
 	case 408: return "Request Timeout";
 	case 409: return "Conflict";
+	case 410: return "Gone";
 	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
 	case 413: return "Content Too Large";
 	case 414: return "URI Too Long";
 	case 415: return "Unsupported Media Type";
+	case 416: return "Range Not Satisfiable";
 	case 417: return "Expectation Failed";
+	case 421: return "Misdirected Request";
+	case 422: return "Unprocessable Content";
+	case 426: return "Upgrade Required";
+	case 428: return "Precondition Required";
 	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
+	case 451: return "Unavailable For Legal Reasons";
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";
 	case 505: return "HTTP Version Not Supported";
+	case 511: return "Network Authentication Required";
 	default: return "Unknown";
 	}
 }

@@ -71,7 +71,8 @@ struct fut_http_req {
 	char *body;
 	size_t body_len;
 	struct outbuf hdrs;  /* extra response header lines */
-	int head_only;       /* HEAD: no body bytes go out */
+	int head_only;       /* HEAD, or a status without content: no body
+				bytes go out */
 	int started;         /* status line sent (respond or stream_begin) */
 	int streaming;
 	int ended;           /* the handler is done with it */
@@ -260,10 +261,19 @@ static int status_ok(int status)
 	return status >= 100 && status <= 999;
 }
 
+/* Responses that end with their head (RFC 9112 6.3 rule 1). */
 static int no_body_status(int status)
 {
 	return (status >= 100 && status < 200) || status == 204 ||
 	       status == 304;
+}
+
+/* No content goes out: a HEAD response, the statuses above, and 205,
+ * which "MUST NOT" have content but, unlike 204, is framed (RFC 9110
+ * 15.3.6): Content-Length: 0. */
+static int no_content(const struct fut_http_req *r, int status)
+{
+	return r->head_only || no_body_status(status) || status == 205;
 }
 
 /* Status line and headers into c->next_out (or out when idle). */
@@ -294,6 +304,8 @@ static int put_head(struct conn *c, int status, int64_t length)
 		return -ENOMEM;
 	int ka = r->head.keep_alive && !r->close_after && c->srv &&
 		 !c->srv->stopping;
+	if (status == 205)
+		length = 0;
 	if (length >= 0 && !no_body_status(status)) {
 		char num[24], *e = num + sizeof(num), *d = e;
 		uint64_t v = (uint64_t)length;
@@ -386,7 +398,7 @@ int fut_http_respond(fut_http_req *r, int status, const void *body,
 		return -EPIPE;
 	}
 	int e = put_head(c, status, (int64_t)len);
-	if (!e && !r->head_only && !no_body_status(status))
+	if (!e && !no_content(r, status))
 		e = out_add(&c->next_out, body, len);
 	if (e) {
 		r->close_after = 1;
@@ -408,6 +420,9 @@ int fut_http_stream_begin(fut_http_req *r, int status)
 	int e = put_head(c, status, -1);
 	if (e)
 		return e;
+	/* Writes are dropped and no last chunk goes out, as for HEAD: a
+	 * 204's chunks would be read as the next response. */
+	r->head_only = no_content(r, status);
 	flush(c);
 	return 0;
 }
@@ -1235,7 +1250,23 @@ const char *fut_http_req_header(const fut_http_req *r, const char *name,
 {
 	if (!r || !name)
 		return NULL;
-	return fut__http_find(r->head.headers, r->head.num_headers, name, len);
+	const struct fut_http_request_head *h = &r->head;
+	/* absolute-form: the target's authority is the host, whatever Host
+	 * says (RFC 9112 3.2.2: the server MUST ignore Host then). The
+	 * parser accepted the target: "scheme://authority[/?...]". */
+	const char *sep = h->target_len && h->target[0] != '/' &&
+			  h->target[0] != '*' &&
+			  !fut__http_ieq(h->method, h->method_len, "CONNECT") ?
+		memchr(h->target, ':', h->target_len) : NULL;
+	if (sep && fut__http_ieq(name, strlen(name), "host")) {
+		const char *a = sep + 3, *e = h->target + h->target_len, *p = a;
+		while (p < e && *p != '/' && *p != '?')
+			p++;
+		if (len)
+			*len = (size_t)(p - a);
+		return a;
+	}
+	return fut__http_find(h->headers, h->num_headers, name, len);
 }
 
 const void *fut_http_req_body(const fut_http_req *r, size_t *len)

@@ -91,6 +91,16 @@ static void handler(fut_http_req *req, void *arg)
 		size_t n = 0;
 		const char *v = fut_http_req_header(req, "Host", &n);
 		fut_http_respond(req, 200, v ? v : "", v ? n : 0);
+	} else if (route(req, "GET", "/s204") || route(req, "GET", "/s205")) {
+		/* Content given where the status allows none: dropped. */
+		ck_assert_int_eq(fut_http_stream_begin(req,
+				h->path[4] == '4' ? 204 : 205), 0);
+		fut *w = fut_http_stream_write(req, "abc", 3);
+		ck_assert_int_eq(fut_error(w), 0);
+		fut_unref(w);
+		ck_assert_int_eq(fut_http_stream_end(req), 0);
+	} else if (route(req, "GET", "/r205")) {
+		ck_assert_int_eq(fut_http_respond(req, 205, "abc", 3), 0);
 	} else if (route(req, "GET", "/stream")) {
 		fut_unref(fut_spawn(fut_http_req_loop(req), streamer, req));
 	} else if (route(req, "GET", "/inject")) {
@@ -1145,6 +1155,46 @@ START_TEST(default_host_is_dual_stack)
 }
 END_TEST
 
+/* 204/205 content is dropped whether responded or streamed (chunks after
+ * a 204 head would be read as the next response), and an absolute-form
+ * target's authority is the host (RFC 9112 3.2.2). */
+START_TEST(no_content_statuses_and_absolute_host)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { 0 };
+	fut_http_server *srv = serve(loop, &o);
+	struct raw x;
+	static const char q[] =
+		"GET /s204 HTTP/1.1\r\nHost: x\r\n\r\n"
+		"GET /s205 HTTP/1.1\r\nHost: x\r\n\r\n"
+		"GET /r205 HTTP/1.1\r\nHost: x\r\n\r\n"
+		"GET http://example.org:81/host HTTP/1.1\r\nHost: x\r\n"
+		"Connection: close\r\n\r\n";
+	raw(loop, srv, &x, q, sizeof(q) - 1);
+	ck_assert_msg(x.eof, "%s", x.got);
+	ck_assert_int_eq(count(x.got, "HTTP/1.1 "), 4);
+	ck_assert_int_eq(count(x.got, "HTTP/1.1 204 No Content\r\n"), 1);
+	ck_assert_int_eq(count(x.got, "HTTP/1.1 205 Reset Content\r\n"), 2);
+	ck_assert_int_eq(count(x.got, "Content-Length: 0\r\n"), 2);
+	ck_assert_msg(!strstr(x.got, "abc") && !strstr(x.got, "chunked") &&
+		      !strstr(x.got, "\r\n\r\n0\r\n"), "%s", x.got);
+	const char *last = strstr(x.got, "HTTP/1.1 200 OK");
+	ck_assert_msg(last && strstr(last, "\r\n\r\nexample.org:81") &&
+		      x.got + x.got_len - strlen("example.org:81") ==
+		      strstr(last, "example.org:81"), "%s", x.got);
+	/* HTTP/1.0 keeps the connection: nothing may follow the 204 head. */
+	static const char q10[] =
+		"GET /s204 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+		"GET / HTTP/1.0\r\n\r\n";
+	raw(loop, srv, &x, q10, sizeof(q10) - 1);
+	ck_assert_msg(x.eof && count(x.got, "HTTP/1.1 ") == 2 &&
+		      !strstr(x.got, "abc") &&
+		      strstr(x.got, "\r\n\r\nHTTP/1.1 200 OK"), "%s", x.got);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 /* Out of descriptors: accept pauses instead of spinning or giving up, and
  * the waiting client is served once descriptors are free again. */
 START_TEST(accept_survives_emfile)
@@ -1333,6 +1383,7 @@ Suite *http_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, fetch_get_post_head);
 	tcase_add_test(tc, default_host_is_dual_stack);
+	tcase_add_test(tc, no_content_statuses_and_absolute_host);
 	tcase_add_test(tc, keepalive_pipelining_in_order);
 	tcase_add_test(tc, client_close_ends_cleanly);
 	tcase_add_test(tc, late_bytes_do_not_reset_the_response);
