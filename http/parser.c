@@ -689,6 +689,47 @@ static int hexval(int c)
 	return -1;
 }
 
+/*
+ * chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )
+ * (RFC 9112 7.1.1), one byte at a time after the first ';'. Extensions
+ * carry nothing we use, but a line that does not parse is one that
+ * another parser may frame differently. The state sits in the top bits
+ * of the decoder's aux, the line's byte count in the rest.
+ */
+enum { E_NAME0 = 0, E_NAME, E_AFTER_NAME, E_VAL0, E_TOK, E_AFTER_VAL, E_QS,
+       E_QP, E_END };
+#define EXT_SHIFT 24
+#define EXT_COUNT ((1u << EXT_SHIFT) - 1)
+
+static int ext_step(unsigned e, unsigned char c)
+{
+	int ws = c == ' ' || c == '\t', tc = fut__http_tchar(c);
+	switch (e) {
+	case E_NAME0:
+		return ws ? E_NAME0 : tc ? E_NAME : -1;
+	case E_NAME:
+	case E_AFTER_NAME:
+		if (tc && e == E_NAME)
+			return E_NAME;
+		return ws ? E_AFTER_NAME : c == '=' ? E_VAL0 :
+		       c == ';' ? E_NAME0 : c == '\r' ? E_END : -1;
+	case E_VAL0:
+		return ws ? E_VAL0 : c == '"' ? E_QS : tc ? E_TOK : -1;
+	case E_TOK:
+	case E_AFTER_VAL:
+		if (tc && e == E_TOK)
+			return E_TOK;
+		return ws ? E_AFTER_VAL : c == ';' ? E_NAME0 :
+		       c == '\r' ? E_END : -1;
+	case E_QS:
+		return c == '"' ? E_AFTER_VAL : c == '\\' ? E_QP :
+		       ws || is_vchar_or_obs(c) ? E_QS : -1;
+	case E_QP:
+		return ws || is_vchar_or_obs(c) ? E_QS : -1;
+	}
+	return -1;
+}
+
 int fut_http_chunked_decode(struct fut_http_chunked *st, char *buf,
 			    size_t *len, size_t *rest, uint64_t max_body)
 {
@@ -740,16 +781,19 @@ int fut_http_chunked_decode(struct fut_http_chunked *st, char *buf,
 			}
 			in++;
 			break;
-		case CH_EXT:
-			if (c == '\r') {
-				st->state = CH_SIZE_LF;
-			} else if ((!is_vchar_or_obs(c) && c != ' ' && c != '\t') ||
-				   ++st->aux > MAX_CHUNK_EXT) {
+		case CH_EXT: {
+			int e = ext_step(st->aux >> EXT_SHIFT, c);
+			if (e < 0 || (st->aux & EXT_COUNT) >= MAX_CHUNK_EXT) {
 				err = FUT_HTTP_EBADREQ;
 				goto fail;
 			}
+			st->aux = (uint32_t)e << EXT_SHIFT |
+				  ((st->aux & EXT_COUNT) + 1);
+			if (e == E_END)
+				st->state = CH_SIZE_LF;
 			in++;
 			break;
+		}
 		case CH_SIZE_LF:
 			if (c != '\n') {
 				err = FUT_HTTP_EBADREQ;
