@@ -12,9 +12,9 @@
  * completes, so operations on one fd complete in submission order while a
  * socket's reads and writes still run concurrently.
  *
- * Sends and accepts are tried once on the loop thread first, without
- * blocking (see try_send, try_accept); only one that would block goes to
- * a worker. So is a recv that likely finds data (try_recv).
+ * Sends, accepts and recvs are tried once on the loop thread first,
+ * without blocking (see try_send, try_accept, try_recv); only one that
+ * would block goes to a worker.
  *
  * Workers: started on demand, one per operation blocked at a time (a
  * blocked recv holds its worker), up to MAX_WORKERS. An idle worker sleeps
@@ -58,7 +58,6 @@ struct fdstate {
 	struct fut__op *running[NQ];
 	struct fut__op *close_op; /* waits for running ops to finish */
 	bool nonblock; /* O_NONBLOCK set, for try_accept */
-	bool recv_dry; /* the last recv was short: the next one waits */
 };
 
 struct wk {
@@ -259,18 +258,10 @@ static void advance(struct thr *t, int fd, int qi)
 	}
 }
 
-static void note_recv(struct fdstate *fs, const struct fut__op *op,
-		      int64_t res)
-{
-	fs->recv_dry = !(res > 0 && (size_t)res == op->len);
-}
-
 static void done(struct thr *t, struct fut__op *op)
 {
 	int fd = op->fd, qi = (int)OP_QI(op);
 	int64_t res = (int64_t)op->u.be[3];
-	if (op->kind == OP_RECV)
-		note_recv(&t->fds[fd], op, res);
 	if (OP_CANCEL(op))
 		t->cancelling--;
 	t->fds[fd].running[qi] = NULL;
@@ -358,33 +349,31 @@ static bool try_accept(struct fdstate *fs, struct fut__op *op)
 }
 
 /*
- * A recv is tried here too when data is likely there: the first recv of
- * an fd (a server's deferred accept hands a connection over with its
- * request) and a recv after one that filled its buffer. That saves the
- * worker round trip (two context switches and a completion handoff) of
- * a connection that reads one request and closes. After a short read the
- * next recv goes straight to a worker: a keep-alive connection's next
- * request is not there yet, and trying would cost a syscall per request.
+ * And a recv: when it finds data, that saves the worker round trip (two
+ * context switches, a futex wake and a completion handoff, ~10 us here);
+ * when it does not, it cost one system call (~1 us). Data is there more
+ * often than not under load: by the time a busy loop asks for a
+ * connection's next message, the peer has often sent it. Session 8
+ * measured that 70% of the recvs a worker ran at wrk -c500 found their
+ * data at once; trying every recv here (instead of only the first of an
+ * fd and after a full read, as before) halved the server's CPU per round
+ * trip in bench/echo and took 8% off wrk -c50 (BENCHMARKS.md).
  */
-static bool try_recv(struct fdstate *fs, struct fut__op *op)
+static bool try_recv(struct fut__op *op)
 {
 #ifdef MSG_DONTWAIT
-	if (op->kind != OP_RECV || (op->flags & MSG_WAITALL) || fs->recv_dry)
+	/* A 0-byte recv returns 0 at once; it must wait for data instead. */
+	if (op->kind != OP_RECV || (op->flags & MSG_WAITALL) || !op->len)
 		return false;
 	ssize_t r;
 	do
 		r = recv(op->fd, op->buf, op->len, op->flags | MSG_DONTWAIT);
 	while (r < 0 && errno == EINTR);
-	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		fs->recv_dry = true;
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return false;
-	}
-	int64_t res = r < 0 ? -errno : r;
-	note_recv(fs, op, res);
-	fut__op_complete(op, res);
+	fut__op_complete(op, r < 0 ? -errno : r);
 	return true;
 #else
-	(void)fs;
 	(void)op;
 	return false;
 #endif
@@ -431,7 +420,7 @@ static void th_submit(struct fut_loop *loop, struct fut__op *op)
 		fut__opq_append(&fs->q[qi], op);
 		return;
 	}
-	if (try_send(op) || try_accept(fs, op) || try_recv(fs, op))
+	if (try_send(op) || try_accept(fs, op) || try_recv(op))
 		return;
 	fs->running[qi] = op;
 	dispatch(t, op);
