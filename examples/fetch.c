@@ -60,8 +60,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fetch: %s: %s\n", url,
 			fut_strerror(fut_error(f)));
 	} else {
-		fprintf(stderr, "HTTP/1.%d %d %.*s\n", r->minor_version,
-			r->status, (int)r->reason_len, r->reason);
+		fprintf(stderr, "HTTP/1.%d %d%s%.*s\n", r->minor_version,
+			r->status, r->reason_len ? " " : "", (int)r->reason_len,
+			r->reason);
 		if (fwrite(r->body, 1, r->body_len, stdout) != r->body_len ||
 		    fflush(stdout) != 0)
 			fprintf(stderr, "fetch: cannot write the body\n");

@@ -69,7 +69,6 @@ struct pool {
 	struct client *cl;
 	char *key;            /* "host:port" */
 	unsigned nconns;      /* connecting + busy + idle */
-	unsigned max;
 	struct conn *idle;
 	struct request *wq_head, **wq_tail; /* waiting for a connection */
 };
@@ -97,6 +96,8 @@ struct request {
 	int head_req;
 	int retried;
 	int idempotent; /* may be retried on a new connection */
+	int close_req;  /* the caller sent Connection: close: never reused
+			   (RFC 9112 9.6) */
 	struct fut_http_fetch_opts o;
 	char *out;            /* the whole request */
 	size_t out_len;
@@ -123,7 +124,7 @@ static void connect_to(struct request *r, struct conn *c,
 
 /* ---- registry ---- */
 
-static struct pool *pool_get(fut_loop *loop, const char *key, unsigned max)
+static struct pool *pool_get(fut_loop *loop, const char *key)
 {
 	struct client *cl;
 	for (cl = clients; cl && cl->loop != loop; cl = cl->next)
@@ -146,13 +147,10 @@ static struct pool *pool_get(fut_loop *loop, const char *key, unsigned max)
 			return NULL;
 		}
 		p->cl = cl;
-		p->max = max;
 		p->wq_tail = &p->wq_head;
 		p->next = cl->pools;
 		cl->pools = p;
 	}
-	if (max > p->max)
-		p->max = max;
 	return p;
 }
 
@@ -456,7 +454,7 @@ static void req_finish(struct request *r, const char *body, size_t blen,
 	if (fut_resolve_ptr(r->result, res, resp_free) < 0)
 		resp_free(res); /* the caller cancelled the future meanwhile */
 	r->conn = NULL;
-	if (reusable && r->rh.keep_alive)
+	if (reusable && r->rh.keep_alive && !r->close_req)
 		conn_idle(c);
 	else
 		conn_destroy(c);
@@ -632,7 +630,10 @@ static void conn_read(struct request *r)
 {
 	struct conn *c = r->conn;
 	if (c->len == c->cap) {
-		size_t limit = r->o.max_header_bytes + r->o.max_body + 65536;
+		/* Saturating: max_body may be UINT64_MAX, "no limit". */
+		uint64_t hb = r->o.max_header_bytes + 65536;
+		size_t limit = r->o.max_body > SIZE_MAX - hb ? SIZE_MAX :
+			       (size_t)(r->o.max_body + hb);
 		size_t cap = c->cap ? c->cap * 2 : 16384;
 		if (r->head_len && r->rh.content_length >= 0 &&
 		    cap < (size_t)r->head_len + (size_t)r->rh.content_length)
@@ -725,7 +726,7 @@ static void pool_next(struct pool *p)
 			r->refs++;
 			phase_timer(r, R_REQUEST, r->o.request_timeout_ms);
 			fut_cancel(c->watch);
-		} else if (p->nconns < p->max) {
+		} else if (p->nconns < r->o.max_per_host) {
 			wq_remove(p, r);
 			start_connect(p, r);
 		} else {
@@ -975,16 +976,21 @@ static int parse_url(const char *url, char **host, char *port,
 			he = end;
 		p = he;
 	}
-	if (he == h)
+	if (he == h || he - h > 255) /* a DNS name has at most 253 */
 		return FUT_HTTP_EBADURL;
 	long pn = 80;
 	if (p < end && *p != ':')
 		return FUT_HTTP_EBADURL;
 	if (p < end && p + 1 < end) { /* "host:" is the default port */
-		size_t nd = (size_t)(end - p - 1);
-		if (nd > 5 || strspn(p + 1, "0123456789") < nd)
+		const char *d = p + 1;
+		size_t nd = (size_t)(end - d);
+		if (strspn(d, "0123456789") < nd)
 			return FUT_HTTP_EBADURL; /* port = *DIGIT */
-		pn = strtol(p + 1, NULL, 10);
+		while (nd > 1 && *d == '0') /* leading zeros are allowed */
+			d++, nd--;
+		if (nd > 5)
+			return FUT_HTTP_EBADURL;
+		pn = strtol(d, NULL, 10);
 		if (pn < 1 || pn > 65535)
 			return FUT_HTTP_EBADURL;
 	}
@@ -1002,15 +1008,15 @@ static int valid_header_line(const char *s)
 	if (!colon || colon == s)
 		return 0;
 	for (const char *p = s; p < colon; p++)
-		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-			return 0;
+		if (!fut__http_tchar((unsigned char)*p))
+			return 0; /* field-name = token (RFC 9110 5.1) */
 	for (const char *p = colon; *p; p++)
 		if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
 			return 0;
 	return 1;
 }
 
-static int build(struct request *r, const char *url, const char *path,
+static int build(struct request *r, const char *path,
 		 const struct fut_http_fetch_opts *o)
 {
 	const char *method = o->method ? o->method :
@@ -1027,11 +1033,14 @@ static int build(struct request *r, const char *url, const char *path,
 		if (strcmp(method, idem[i]) == 0)
 			r->idempotent = 1;
 	size_t plen = strcspn(path, "#");
-	const char *hostport = url + 7;
-	size_t hplen = strcspn(hostport, "/?#");
-	if (hplen && hostport[hplen - 1] == ':')
-		hplen--; /* empty port: Host as without one */
-	size_t sz = strlen(method) + plen + hplen + o->body_len + 128;
+	/* Host from the parsed host and port: "h:080" and "h:80" are
+	 * "h" (RFC 3986 6.2.3), an IPv6 literal keeps its brackets. */
+	char hostport[300];
+	int v6 = strchr(r->host, ':') != NULL, dflt = strcmp(r->port, "80") == 0;
+	int hplen = snprintf(hostport, sizeof(hostport), "%s%s%s%s%s",
+			     v6 ? "[" : "", r->host, v6 ? "]" : "",
+			     dflt ? "" : ":", dflt ? "" : r->port);
+	size_t sz = strlen(method) + plen + (size_t)hplen + o->body_len + 128;
 	int own_host = 0;
 	for (const char *const *h = o->headers; h && *h; h++) {
 		if (!valid_header_line(*h))
@@ -1047,6 +1056,10 @@ static int build(struct request *r, const char *url, const char *path,
 			if (own_host++) /* one Host (RFC 9112 3.2) */
 				return -EINVAL;
 		}
+		if (fut__http_ieq(*h, nl, "connection") &&
+		    fut__http_list_has(*h + nl + 1, strlen(*h + nl + 1),
+				       "close"))
+			r->close_req = 1;
 		sz += strlen(*h) + 2;
 	}
 	char *out = malloc(sz);
@@ -1059,7 +1072,7 @@ static int build(struct request *r, const char *url, const char *path,
 			 plen && path[0] == '/' ? "" : "/", (int)plen, path) :
 		snprintf(out, sz, "%s %s%.*s HTTP/1.1\r\nHost: %.*s\r\n", method,
 			 plen && path[0] == '/' ? "" : "/", (int)plen, path,
-			 (int)hplen, hostport);
+			 hplen, hostport);
 	size_t len = (size_t)n;
 	for (const char *const *h = o->headers; h && *h; h++) {
 		size_t l = strlen(*h);
@@ -1067,8 +1080,9 @@ static int build(struct request *r, const char *url, const char *path,
 		memcpy(out + len + l, "\r\n", 2);
 		len += l + 2;
 	}
+	/* A method that gives content a meaning says "none" (RFC 9110 8.6). */
 	if (o->body_len || strcmp(method, "POST") == 0 ||
-	    strcmp(method, "PUT") == 0)
+	    strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0)
 		len += (size_t)snprintf(out + len, sz - len,
 					"Content-Length: %zu\r\n", o->body_len);
 	memcpy(out + len, "\r\n", 2);
@@ -1127,12 +1141,12 @@ fut *fut_http_fetch(fut_loop *loop, const char *url,
 	const char *path;
 	int err = parse_url(url, &r->host, r->port, &path);
 	if (!err)
-		err = build(r, url, path, opts ? opts : &o);
+		err = build(r, path, opts ? opts : &o);
 	char key[300];
 	struct pool *p = NULL;
 	if (!err) {
 		snprintf(key, sizeof(key), "%.255s:%s", r->host, r->port);
-		p = pool_get(loop, key, o.max_per_host);
+		p = pool_get(loop, key);
 		if (!p)
 			err = -ENOMEM;
 	}

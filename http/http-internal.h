@@ -13,6 +13,8 @@
 int fut__http_ieq(const char *a, size_t alen, const char *b);
 /* Is c a token character (RFC 9110 5.6.2)? */
 int fut__http_tchar(unsigned char c);
+/* Whether a list field value (#element, RFC 9110 5.6.1) has token tok. */
+int fut__http_list_has(const char *v, size_t n, const char *tok);
 /* limits with zeros replaced by the defaults. */
 void fut__http_limits(const struct fut_http_limits *in,
 		      struct fut_http_limits *out);

@@ -279,7 +279,7 @@ static int scheme_char(char c)
 
 /* Whether the list field value v (#element: elements split by commas,
  * empty ones and OWS allowed, RFC 9110 5.6.1) has the token tok. */
-static int list_has(const char *v, size_t n, const char *tok)
+int fut__http_list_has(const char *v, size_t n, const char *tok)
 {
 	size_t i = 0;
 	while (i < n) {
@@ -343,8 +343,8 @@ static int parse_fields(const char *p, size_t n, int allow_lf, int bad,
 		else if (fut__http_ieq(l, c, "transfer-encoding"))
 			r = parse_te(h->value, h->value_len, fr);
 		else if (fut__http_ieq(l, c, "connection")) {
-			fr->close |= list_has(h->value, h->value_len, "close");
-			fr->keep_alive |= list_has(h->value, h->value_len,
+			fr->close |= fut__http_list_has(h->value, h->value_len, "close");
+			fr->keep_alive |= fut__http_list_has(h->value, h->value_len,
 						   "keep-alive");
 		}
 		else if (fut__http_ieq(l, c, "host")) {
@@ -354,7 +354,7 @@ static int parse_fields(const char *p, size_t n, int allow_lf, int bad,
 		}
 		else if (fut__http_ieq(l, c, "expect"))
 			/* Expect = #expectation, over any number of fields */
-			fr->expect_continue |= list_has(h->value, h->value_len,
+			fr->expect_continue |= fut__http_list_has(h->value, h->value_len,
 							"100-continue");
 		if (r == FUT_HTTP_EBADREQ)
 			return bad;

@@ -17,6 +17,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,20 @@ static void handler(fut_http_req *req, void *arg)
 		ck_assert_int_eq(fut_error(w), 0);
 		fut_unref(w);
 		ck_assert_int_eq(fut_http_stream_end(req), 0);
+	} else if (h->path_len == 5 && !memcmp(h->path, "/dump", 5)) {
+		/* The request as the server saw it: the method, then each
+		 * field as "name: value\n". */
+		char out[4096];
+		size_t n = (size_t)snprintf(out, sizeof(out), "%.*s\n",
+					    (int)h->method_len, h->method);
+		for (size_t i = 0; i < h->num_headers && n < sizeof(out); i++)
+			n += (size_t)snprintf(out + n, sizeof(out) - n,
+					      "%.*s: %.*s\n",
+					      (int)h->headers[i].name_len,
+					      h->headers[i].name,
+					      (int)h->headers[i].value_len,
+					      h->headers[i].value);
+		fut_http_respond(req, 200, out, n < sizeof(out) ? n : 0);
 	} else if (route(req, "GET", "/r205")) {
 		ck_assert_int_eq(fut_http_respond(req, 205, "abc", 3), 0);
 	} else if (route(req, "GET", "/stream")) {
@@ -1052,6 +1067,140 @@ static int64_t close_second_job(void *arg)
 	return seen;
 }
 
+/* Serves requests with keep-alive responses until nothing happens for a
+ * second; returns connections accepted * 100 + requests answered. */
+static int64_t count_conns_job(void *arg)
+{
+	int ls = *(int *)arg, conns = 0, reqs = 0, fds[8];
+	const char *ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	struct pollfd p[9];
+	for (;;) {
+		p[0] = (struct pollfd){ .fd = ls, .events = POLLIN };
+		for (int i = 0; i < conns; i++)
+			p[i + 1] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+		if (poll(p, (nfds_t)conns + 1, 1000) <= 0)
+			break;
+		int polled = conns;
+		if ((p[0].revents & POLLIN) && conns < 8)
+			fds[conns++] = accept(ls, NULL, NULL);
+		for (int i = 0; i < polled; i++) {
+			char buf[4096];
+			if (fds[i] < 0 || !(p[i + 1].revents & POLLIN))
+				continue;
+			if (recv(fds[i], buf, sizeof(buf), 0) <= 0) {
+				close(fds[i]); /* poll skips a negative fd */
+				fds[i] = -1;
+				continue;
+			}
+			reqs++;
+			send(fds[i], ok, strlen(ok), MSG_NOSIGNAL);
+		}
+	}
+	for (int i = 0; i < conns; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return conns * 100 + reqs;
+}
+
+/* The request the client writes: Host from the parsed URL, Content-Length
+ * for PATCH, field names as tokens, a caller's Connection: close honoured
+ * (RFC 9112 9.6), "no limit" max_body, and each request's own pool cap. */
+START_TEST(fetch_request_shape)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts so = { .host = "::" };
+	fut_http_server *srv = serve(loop, &so);
+	int port = fut_http_server_port(srv);
+	char u[128], want[128];
+	static const char *const forms[] = { "http://127.0.0.1:%d/dump",
+					      "http://127.0.0.1:000%d/dump",
+					      "http://[::1]:%d/dump" };
+	static const char *const hosts[] = { "Host: 127.0.0.1:%d\n",
+					     "Host: 127.0.0.1:%d\n",
+					     "Host: [::1]:%d\n" };
+	for (int i = 0; i < 3; i++) {
+		snprintf(u, sizeof(u), forms[i], port);
+		snprintf(want, sizeof(want), hosts[i], port);
+		fut *f = fut_http_fetch(loop, u, NULL);
+		wait_for(loop, f);
+		const struct fut_http_response *r = fut_http_response_of(f);
+		ck_assert_msg(r, "%s: %s", u, fut_strerror(fut_error(f)));
+		ck_assert_msg(strstr(r->body, want), "%s: %s", u, r->body);
+		fut_unref(f);
+	}
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/dump", port);
+	struct fut_http_fetch_opts po = { .method = "PATCH" };
+	fut *f = fut_http_fetch(loop, u, &po);
+	wait_for(loop, f);
+	ck_assert_ptr_nonnull(fut_http_response_of(f));
+	ck_assert_msg(strstr(fut_http_response_of(f)->body,
+			     "PATCH\n") &&
+		      strstr(fut_http_response_of(f)->body,
+			     "Content-Length: 0\n"), "%s",
+		      fut_http_response_of(f)->body);
+	fut_unref(f);
+	static const char *const badname[] = { "X(A: v", NULL };
+	struct fut_http_fetch_opts bo = { .headers = badname };
+	f = fut_http_fetch(loop, u, &bo);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_error(f), -EINVAL);
+	fut_unref(f);
+	/* max_body UINT64_MAX on a 4 MiB chunked body */
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/stream", port);
+	struct fut_http_fetch_opts mo = { .max_body = UINT64_MAX };
+	f = fut_http_fetch(loop, u, &mo);
+	wait_for(loop, f);
+	ck_assert_msg(fut_http_response_of(f), "%s",
+		      fut_strerror(fut_error(f)));
+	ck_assert_uint_eq(fut_http_response_of(f)->body_len, 64u * 65536);
+	fut_unref(f);
+	/* Four requests capped at one connection share it, one at a time,
+	 * although an earlier request allowed the pool eight. */
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/sleep?ms=150", port);
+	struct fut_http_fetch_opts c8 = { .max_per_host = 8 },
+				   c1 = { .max_per_host = 1 };
+	f = fut_http_fetch(loop, u, &c8);
+	wait_for(loop, f);
+	fut_unref(f);
+	struct timeval t0, t1;
+	gettimeofday(&t0, NULL);
+	fut *fs[4];
+	for (int i = 0; i < 4; i++)
+		fs[i] = fut_http_fetch(loop, u, &c1);
+	for (int i = 0; i < 4; i++) {
+		wait_for(loop, fs[i]);
+		ck_assert_ptr_nonnull(fut_http_response_of(fs[i]));
+		fut_unref(fs[i]);
+	}
+	gettimeofday(&t1, NULL);
+	long ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+		  (t1.tv_usec - t0.tv_usec) / 1000;
+	ck_assert_msg(ms >= 550, "4 x 150 ms on one connection took %ld ms", ms);
+	fut_http_server_free(srv);
+	/* Connection: close from the caller: the next request opens a new
+	 * connection; without it, the connection is reused. */
+	for (int close_it = 0; close_it < 2; close_it++) {
+		int ls = bound_socket(u);
+		ck_assert_int_eq(listen(ls, 4), 0);
+		fut *job = fut_run_blocking(loop, count_conns_job, &ls);
+		static const char *const cl[] = { "Connection: close", NULL };
+		struct fut_http_fetch_opts co = { .headers = close_it ? cl : NULL };
+		for (int i = 0; i < 2; i++) {
+			f = fut_http_fetch(loop, u, &co);
+			wait_for(loop, f);
+			ck_assert_msg(fut_http_response_of(f), "%s",
+				      fut_strerror(fut_error(f)));
+			fut_unref(f);
+		}
+		wait_for(loop, job);
+		ck_assert_int_eq(fut_value(job), close_it ? 202 : 102);
+		fut_unref(job);
+		close(ls);
+	}
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 /* A reused connection that dies under a request is retried on a new one
  * for GET, never for POST: the server may have acted on it (RFC 9112
  * 9.3.1). */
@@ -1383,6 +1532,7 @@ Suite *http_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, fetch_get_post_head);
 	tcase_add_test(tc, default_host_is_dual_stack);
+	tcase_add_test(tc, fetch_request_shape);
 	tcase_add_test(tc, no_content_statuses_and_absolute_host);
 	tcase_add_test(tc, keepalive_pipelining_in_order);
 	tcase_add_test(tc, client_close_ends_cleanly);
