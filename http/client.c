@@ -98,6 +98,7 @@ struct request {
 	int idempotent; /* may be retried on a new connection */
 	int close_req;  /* the caller sent Connection: close: never reused
 			   (RFC 9112 9.6) */
+	int send_err;   /* the send failed; a response may still be there */
 	struct fut_http_fetch_opts o;
 	char *out;            /* the whole request */
 	size_t out_len;
@@ -454,7 +455,7 @@ static void req_finish(struct request *r, const char *body, size_t blen,
 	if (fut_resolve_ptr(r->result, res, resp_free) < 0)
 		resp_free(res); /* the caller cancelled the future meanwhile */
 	r->conn = NULL;
-	if (reusable && r->rh.keep_alive && !r->close_req)
+	if (reusable && r->rh.keep_alive && !r->close_req && !r->send_err)
 		conn_idle(c);
 	else
 		conn_destroy(c);
@@ -515,7 +516,8 @@ static int resp_progress(struct request *r, int eof)
 		if (n == FUT_HTTP_EINCOMPLETE) {
 			r->head_seen = c->len;
 			if (eof) {
-				req_fail(r, c->len || !c->reused ?
+				req_fail(r, r->send_err ? r->send_err :
+					 c->len || !c->reused ?
 					 FUT_HTTP_EBADRESP : -ECONNRESET);
 				return 1;
 			}
@@ -611,7 +613,7 @@ static void on_recv(fut *f, void *arg)
 		return;
 	}
 	if (n < 0) {
-		req_fail(r, (int)n);
+		req_fail(r, r->send_err && !r->head_len ? r->send_err : (int)n);
 		req_unref(r);
 		return;
 	}
@@ -681,6 +683,13 @@ static void on_sent(fut *f, void *arg)
 	} else if (err && c->reused && !r->retried && r->idempotent &&
 		   err != -ECANCELED) {
 		retry_fresh(r);
+	} else if (err == -EPIPE || err == -ECONNRESET) {
+		/* A server may answer before it has read the whole body (413
+		 * on an upload) and close, which fails the rest of the send.
+		 * Its response is still in the socket: read it (RFC 9112 9.5:
+		 * a client watches for an error response while it sends). */
+		r->send_err = err;
+		conn_read(r);
 	} else if (err) {
 		req_fail(r, err);
 	} else {
@@ -700,6 +709,7 @@ static void conn_use(struct conn *c, struct request *r)
 	r->head_seen = 0;
 	memset(&r->ch, 0, sizeof(r->ch));
 	r->until_close = 0;
+	r->send_err = 0;
 	if (r->phase != R_REQUEST)
 		phase_timer(r, R_REQUEST, r->o.request_timeout_ms);
 	fut *f = fut_send(r->loop, c->fd, r->out, r->out_len, MSG_NOSIGNAL);

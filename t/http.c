@@ -1201,6 +1201,56 @@ START_TEST(fetch_request_shape)
 }
 END_TEST
 
+/* Reads a little of the request, answers 413 and closes with the rest
+ * unread (so the client's send meets a reset). */
+static int64_t early_413_job(void *arg)
+{
+	int ls = *(int *)arg;
+	int c = accept(ls, NULL, NULL);
+	if (c < 0)
+		return -errno;
+	char buf[4096];
+	ssize_t n = recv(c, buf, sizeof(buf), 0);
+	static const char r413[] = "HTTP/1.1 413 Content Too Large\r\n"
+				   "Content-Length: 4\r\nConnection: close"
+				   "\r\n\r\nbig\n";
+	send(c, r413, sizeof(r413) - 1, MSG_NOSIGNAL);
+	usleep(20000);
+	close(c);
+	return n;
+}
+
+/* A server that answers before it has read the body and closes: the
+ * client still delivers its response (RFC 9112 9.5), not the reset. */
+START_TEST(fetch_early_response_during_upload)
+{
+	fut_loop *loop = new_loop();
+	char u[64];
+	size_t len = 16u << 20;
+	char *body = calloc(1, len);
+	ck_assert_ptr_nonnull(body);
+	for (int i = 0; i < 2; i++) { /* twice: the reset races the send */
+		int ls = bound_socket(u);
+		ck_assert_int_eq(listen(ls, 4), 0);
+		fut *job = fut_run_blocking(loop, early_413_job, &ls);
+		struct fut_http_fetch_opts o = { .body = body, .body_len = len };
+		fut *f = fut_http_fetch(loop, u, &o);
+		wait_for(loop, f);
+		const struct fut_http_response *r = fut_http_response_of(f);
+		ck_assert_msg(r, "%s", fut_strerror(fut_error(f)));
+		ck_assert_int_eq(r->status, 413);
+		ck_assert_str_eq(r->body, "big\n");
+		fut_unref(f);
+		wait_for(loop, job);
+		ck_assert_int_gt(fut_value(job), 0);
+		fut_unref(job);
+		close(ls);
+	}
+	free(body);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 /* A reused connection that dies under a request is retried on a new one
  * for GET, never for POST: the server may have acted on it (RFC 9112
  * 9.3.1). */
@@ -1533,6 +1583,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, fetch_get_post_head);
 	tcase_add_test(tc, default_host_is_dual_stack);
 	tcase_add_test(tc, fetch_request_shape);
+	tcase_add_test(tc, fetch_early_response_during_upload);
 	tcase_add_test(tc, no_content_statuses_and_absolute_host);
 	tcase_add_test(tc, keepalive_pipelining_in_order);
 	tcase_add_test(tc, client_close_ends_cleanly);
