@@ -17,9 +17,6 @@
  * input discarded for a moment) so the client reads the answer instead
  * of a reset.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1 /* accept4 */
-#endif
 #include "http-internal.h"
 
 #include <arpa/inet.h>
@@ -953,26 +950,33 @@ static void on_pause(fut *f, void *arg)
 	start_accept(s);
 }
 
-/*
- * A connection came: take whoever else is waiting in the backlog now, as
- * nginx (multi_accept) and libuv (uv__server_io) do, instead of one
- * connection per loop tick. A tick that also runs hundreds of other
- * completions made the threads backend drain a burst of 500 connections
- * at one per 0.7 ms, their first requests waiting up to a second (wrk
- * -c500 p99 0.5..0.9 s, session 8). The listening socket is non-blocking,
- * so this stops at EAGAIN; the next fut_accept waits for more. Any error
- * is left to that fut_accept to report.
- */
-static void accept_more(fut_http_server *s)
+static unsigned min_u(unsigned a, unsigned b)
 {
-	for (int i = 0; i < ACCEPT_BATCH && !s->stopping &&
-			s->nconns < s->o.max_connections; i++) {
-		int fd = accept4(s->lfd, NULL, NULL,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
-			return;
-		conn_new(s, fd);
+	return a < b ? a : b;
+}
+
+/*
+ * One accept's result. Returns 1 when the server should accept again
+ * now (a connection came, or an error that a retry may not repeat).
+ */
+static int accepted(fut_http_server *s, int64_t v)
+{
+	if (v >= 0) {
+		conn_new(s, (int)v);
+		return 1;
 	}
+	if (v == -EMFILE || v == -ENFILE || v == -ENOBUFS || v == -ENOMEM) {
+		/* Out of descriptors: the connection waits in the backlog;
+		 * try again shortly instead of spinning. */
+		s->pause_f = fut_sleep(s->loop, EMFILE_PAUSE_MS);
+		if (s->pause_f) {
+			s->anchor->pending++;
+			fut_on_done(s->pause_f, on_pause, s->anchor);
+		}
+		return 0;
+	}
+	return !(v == -ECANCELED || v == -EBADF || v == -EINVAL ||
+		 v == -ENOTSOCK || s->stopping);
 }
 
 static void on_accept(fut *f, void *arg)
@@ -988,38 +992,42 @@ static void on_accept(fut *f, void *arg)
 	}
 	s->accepting = 0;
 	s->accept_f = NULL;
-	if (v >= 0) {
-		conn_new(s, (int)v);
-		accept_more(s);
-	} else if (v == -EMFILE || v == -ENFILE || v == -ENOBUFS ||
-		   v == -ENOMEM) {
-		/* Out of descriptors: the connection waits in the backlog;
-		 * try again shortly instead of spinning. */
-		s->pause_f = fut_sleep(s->loop, EMFILE_PAUSE_MS);
-		if (s->pause_f) {
-			a->pending++;
-			fut_on_done(s->pause_f, on_pause, a);
-		}
-		return;
-	} else if (v == -ECANCELED || v == -EBADF || v == -EINVAL ||
-		   v == -ENOTSOCK || s->stopping) {
-		return;
-	}
-	start_accept(s);
+	if (accepted(s, v))
+		start_accept(s);
 }
 
+/*
+ * Accept until one has to wait. An accept the backend completes at once
+ * (the backlog had a connection) is taken here, without waiting a tick
+ * for its callback, as nginx's multi_accept and libuv's uv__server_io
+ * take the whole backlog: one connection per tick drained a burst of 500
+ * on the threads backend at 0.7 ms per accept, since each tick also ran
+ * hundreds of completions, and that was all of its wrk -c500 p99 of
+ * 0.5..0.9 s (session 8). Costs nothing when connections come one at a
+ * time: the next accept was tried anyway.
+ */
 static void start_accept(fut_http_server *s)
 {
-	if (s->stopping || s->accepting || s->pause_f || s->lfd < 0 ||
-	    s->nconns >= s->o.max_connections)
-		return;
-	fut *f = fut_accept(s->loop, s->lfd, NULL, NULL);
-	if (!f)
-		return;
-	s->accepting = 1;
-	s->accept_f = f;
-	s->anchor->pending++;
-	fut_on_done(f, on_accept, s->anchor);
+	for (int i = 0;; i++) {
+		if (s->stopping || s->accepting || s->pause_f || s->lfd < 0 ||
+		    s->nconns >= s->o.max_connections)
+			return;
+		fut *f = fut_accept(s->loop, s->lfd, NULL, NULL);
+		if (!f)
+			return;
+		/* After a full batch the rest waits for the next tick. */
+		if (fut_state(f) == FUT_PENDING || i == ACCEPT_BATCH) {
+			s->accepting = 1;
+			s->accept_f = f;
+			s->anchor->pending++;
+			fut_on_done(f, on_accept, s->anchor);
+			return;
+		}
+		int64_t v = fut_error(f) ? fut_error(f) : fut_value(f);
+		fut_unref(f);
+		if (!accepted(s, v))
+			return;
+	}
 }
 
 /* ---- timeouts ---- */
@@ -1036,11 +1044,6 @@ static void sweep(fut_timer *t, void *arg)
 			fut_cancel(c->io);
 		}
 	}
-}
-
-static unsigned min_u(unsigned a, unsigned b)
-{
-	return a < b ? a : b;
 }
 
 /* ---- the server ---- */
