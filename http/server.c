@@ -950,11 +950,6 @@ static void on_pause(fut *f, void *arg)
 	start_accept(s);
 }
 
-static unsigned min_u(unsigned a, unsigned b)
-{
-	return a < b ? a : b;
-}
-
 /*
  * One accept's result. Returns 1 when the server should accept again
  * now (a connection came, or an error that a retry may not repeat).
@@ -1046,6 +1041,11 @@ static void sweep(fut_timer *t, void *arg)
 	}
 }
 
+static unsigned min_u(unsigned a, unsigned b)
+{
+	return a < b ? a : b;
+}
+
 /* ---- the server ---- */
 
 /*
@@ -1101,7 +1101,6 @@ static int listen_on(const char *host, const struct fut_http_server_opts *o,
 		close(fd);
 	return err ? err : fd;
 }
-
 
 int fut_http_server_new(fut_loop *loop, const struct fut_http_server_opts *o,
 			fut_http_server **out)
