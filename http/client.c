@@ -633,7 +633,7 @@ static void conn_read(struct request *r)
 	struct conn *c = r->conn;
 	if (c->len == c->cap) {
 		/* Saturating: max_body may be UINT64_MAX, "no limit". */
-		uint64_t hb = r->o.max_header_bytes + 65536;
+		uint64_t hb = (uint64_t)r->o.max_header_bytes + 65536;
 		size_t limit = r->o.max_body > SIZE_MAX - hb ? SIZE_MAX :
 			       (size_t)(r->o.max_body + hb);
 		size_t cap = c->cap ? c->cap * 2 : 16384;
