@@ -39,7 +39,7 @@
 #define DEF_REQUEST_TIMEOUT 60000
 #define DEF_MAX_PER_HOST 32
 #define DEF_MAX_BODY (64u << 20)
-#define POOL_IDLE_MS 4000
+#define DEF_IDLE_MS 4000
 #define DEF_MAX_HEADERS 100
 #define DEF_MAX_HEADER_BYTES 65536
 #define MAX_MAX_HEADERS 10000 /* bounds the per-request array */
@@ -61,6 +61,7 @@ struct conn {
 	char *buf;
 	size_t len, cap;
 	char byte;            /* the idle watcher's buffer */
+	unsigned idle_ms;     /* how long it may stay idle in the pool */
 	struct addrs *addrs;  /* connecting: resolved addresses, next to try */
 };
 
@@ -249,7 +250,7 @@ static void conn_idle(struct conn *c)
 		p->idle->prev = c;
 	p->idle = c;
 	fut *w = fut_timeout(fut_recv(p->cl->loop, c->fd, &c->byte, 1, 0),
-			     POOL_IDLE_MS);
+			     c->idle_ms);
 	if (!w) {
 		idle_unlink(c);
 		conn_destroy(c);
@@ -455,8 +456,10 @@ static void req_finish(struct request *r, const char *body, size_t blen,
 	if (fut_resolve_ptr(r->result, res, resp_free) < 0)
 		resp_free(res); /* the caller cancelled the future meanwhile */
 	r->conn = NULL;
-	if (reusable && r->rh.keep_alive && !r->close_req && !r->send_err)
+	if (reusable && r->rh.keep_alive && !r->close_req && !r->send_err) {
+		c->idle_ms = r->o.idle_timeout_ms; /* the last user's */
 		conn_idle(c);
+	}
 	else
 		conn_destroy(c);
 	req_unref(r);
@@ -1115,6 +1118,8 @@ fut *fut_http_fetch(fut_loop *loop, const char *url,
 		o = *opts;
 	if (!url || (o.body_len && !o.body))
 		return fut_rejected(loop, -EINVAL);
+	if (o.reserved32)
+		return fut_rejected(loop, -EINVAL);
 	for (size_t i = 0; i < sizeof(o.reserved) / sizeof(o.reserved[0]); i++)
 		if (o.reserved[i])
 			return fut_rejected(loop, -EINVAL);
@@ -1126,6 +1131,8 @@ fut *fut_http_fetch(fut_loop *loop, const char *url,
 		o.request_timeout_ms = DEF_REQUEST_TIMEOUT;
 	if (!o.max_per_host)
 		o.max_per_host = DEF_MAX_PER_HOST;
+	if (!o.idle_timeout_ms)
+		o.idle_timeout_ms = DEF_IDLE_MS;
 	if (!o.max_body)
 		o.max_body = DEF_MAX_BODY;
 	if (!o.max_header_bytes)

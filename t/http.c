@@ -1197,6 +1197,33 @@ START_TEST(fetch_request_shape)
 		fut_unref(job);
 		close(ls);
 	}
+	/* idle_timeout_ms: a pooled connection idle longer is closed, and
+	 * the next request opens another. */
+	for (int short_idle = 0; short_idle < 2; short_idle++) {
+		int ls = bound_socket(u);
+		ck_assert_int_eq(listen(ls, 4), 0);
+		fut *job = fut_run_blocking(loop, count_conns_job, &ls);
+		struct fut_http_fetch_opts io = {
+			.idle_timeout_ms = short_idle ? 50 : 0 };
+		for (int i = 0; i < 2; i++) {
+			f = fut_http_fetch(loop, u, &io);
+			wait_for(loop, f);
+			ck_assert_msg(fut_http_response_of(f), "%s",
+				      fut_strerror(fut_error(f)));
+			fut_unref(f);
+			fut *nap = fut_sleep(loop, 300);
+			wait_for(loop, nap);
+			fut_unref(nap);
+		}
+		wait_for(loop, job);
+		ck_assert_int_eq(fut_value(job), short_idle ? 202 : 102);
+		fut_unref(job);
+		close(ls);
+	}
+	struct fut_http_fetch_opts ro = { .reserved32 = 1 };
+	f = fut_http_fetch(loop, u, &ro);
+	ck_assert_int_eq(fut_error(f), -EINVAL);
+	fut_unref(f);
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
 END_TEST

@@ -197,7 +197,9 @@ struct fut_http_fetch_opts {
 	uint64_t max_body;           /* response body; 0: 64 MiB */
 	uint32_t max_header_bytes;   /* response head; 0: 65536 */
 	uint32_t max_headers;        /* response header fields; 0: 100 */
-	uint64_t reserved[3];        /* must be zero */
+	uint32_t idle_timeout_ms;    /* pooled connection kept idle; 0: 4000 */
+	uint32_t reserved32;         /* must be zero */
+	uint64_t reserved[2];        /* must be zero */
 };
 
 struct fut_http_response {
