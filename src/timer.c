@@ -144,9 +144,11 @@ static void fire_list(struct fut_loop *loop, struct fut__tlist *l)
 	struct fut__wheel *w = &loop->wheel;
 	struct fut__tnode *tn;
 	while ((tn = l->head)) {
-		l->head = tn->next;
-		if (!l->head)
-			l->tail = NULL;
+		/* A proper unlink: a callback may disarm the next timer
+		 * (fut_timer_free of another one due now), which unlinks
+		 * through its prev. */
+		list_unlink(l, tn);
+		tn->next = tn->prev = NULL;
 		tn->armed = false;
 		w->count--;
 		tn->fire(tn);

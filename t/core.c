@@ -384,6 +384,42 @@ START_TEST(periodic_timer)
 }
 END_TEST
 
+/* A timer's callback frees, or cancels, what is due in the same tick. */
+static fut_timer *due_pair[2];
+static fut *due_sleep;
+static int due_fired[2];
+
+static void due_cb(fut_timer *t, void *arg)
+{
+	(void)arg;
+	int i = t == due_pair[1];
+	due_fired[i]++;
+	if (i == 0 && due_pair[1]) {
+		fut_timer_free(due_pair[1]);
+		due_pair[1] = NULL;
+		ck_assert_int_eq(fut_cancel(due_sleep), 0);
+	}
+}
+
+START_TEST(timer_frees_another_due_now)
+{
+	fut_loop *loop = new_loop();
+	due_fired[0] = due_fired[1] = 0;
+	due_pair[0] = fut_timer_new(loop, 5, due_cb, NULL);
+	due_pair[1] = fut_timer_new(loop, 5, due_cb, NULL);
+	due_sleep = fut_sleep(loop, 5);
+	fut *stop = fut_sleep(loop, 40);
+	ck_assert_int_eq(fut_loop_run_until(loop, stop), 0);
+	ck_assert_int_ge(due_fired[0], 1);
+	ck_assert_int_eq(due_fired[1], 0);
+	ck_assert_int_eq(fut_error(due_sleep), -ECANCELED);
+	fut_unref(due_sleep);
+	fut_unref(stop);
+	fut_timer_free(due_pair[0]);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 struct pingpong {
 	fut_loop *loop;
 	int fd[2];
@@ -609,6 +645,7 @@ Suite *core_suite(void)
 	tcase_add_test(tc, all_any_timeout_mixed);
 	tcase_add_test(tc, timers_fire_in_deadline_order);
 	tcase_add_test(tc, periodic_timer);
+	tcase_add_test(tc, timer_frees_another_due_now);
 	tcase_add_test(tc, socketpair_ping_pong);
 	tcase_add_test(tc, post_stop_and_run_rules);
 	tcase_add_test(tc, free_inside_callback_is_refused);
