@@ -194,6 +194,17 @@ static void ur_wake(struct fut_loop *loop)
 		;
 }
 
+/* An SQE's length is 32 bits: 4 GiB + 1 went in as 1 (a send reported
+ * done with one byte sent, a read of 4 GiB as end of file). Submit at
+ * most what one read(2) transfers; a short recv or read is allowed, and
+ * send and write go on with the rest (completed). */
+#define MAX_RW 0x7ffff000u
+
+static unsigned ring_len(size_t n)
+{
+	return n > MAX_RW ? MAX_RW : (unsigned)n;
+}
+
 /* Put op (its remaining part, for send/write) into the ring. */
 static void to_ring(struct uring *u, struct fut__op *op)
 {
@@ -208,20 +219,21 @@ static void to_ring(struct uring *u, struct fut__op *op)
 		io_uring_prep_connect(sqe, op->fd, op->addr, op->sslen);
 		break;
 	case OP_RECV:
-		io_uring_prep_recv(sqe, op->fd, op->buf, op->len, op->flags);
+		io_uring_prep_recv(sqe, op->fd, op->buf, ring_len(op->len),
+				   op->flags);
 		break;
 	case OP_SEND:
 		io_uring_prep_send(sqe, op->fd, buf + op->done,
-				   op->len - op->done, op->flags);
+				   ring_len(op->len - op->done), op->flags);
 		break;
 	case OP_READ:
 		/* Offset -1: the file position (kernel 5.6+). */
-		io_uring_prep_read(sqe, op->fd, op->buf, (unsigned)op->len,
+		io_uring_prep_read(sqe, op->fd, op->buf, ring_len(op->len),
 				   (uint64_t)op->off);
 		break;
 	case OP_WRITE:
 		io_uring_prep_write(sqe, op->fd, buf + op->done,
-				    (unsigned)(op->len - op->done),
+				    ring_len(op->len - op->done),
 				    op->off < 0 ? (uint64_t)-1 :
 				    (uint64_t)op->off + op->done);
 		break;

@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -527,6 +528,43 @@ START_TEST(regular_file_read_write)
 }
 END_TEST
 
+/* Lengths of 4 GiB and more: an io_uring SQE holds 32 bits, and 4 GiB
+ * went in as 0 (a recv "reached end of file" with data waiting). */
+START_TEST(lengths_past_4gib)
+{
+	size_t big = ((size_t)1 << 32) + 2;
+	char *buf = mmap(NULL, big + 4096, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (buf == MAP_FAILED)
+		return; /* no address space for it here (valgrind) */
+	fut_loop *loop = new_loop();
+	int sp[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	ck_assert_int_eq(send(sp[1], "hello", 5, 0), 5);
+	fut *rv = fut_recv(loop, sp[0], buf, big - 2, 0); /* 4 GiB */
+	wait_for(loop, rv);
+	ck_assert_int_eq(fut_value(rv), 5);
+	ck_assert(memcmp(buf, "hello", 5) == 0);
+	fut_unref(rv);
+	char path[] = "/tmp/libfuture-tXXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	ck_assert_int_eq(pwrite(fd, "hello world", 11, 100), 11);
+	fut *r = fut_read(loop, fd, buf, big - 2, 106);
+	wait_for(loop, r);
+	ck_assert_int_eq(fut_value(r), 5);
+	ck_assert(memcmp(buf, "world", 5) == 0);
+	fut_unref(r);
+	fut_unref(fut_close(loop, fd));
+	fut_unref(fut_close(loop, sp[0]));
+	close(sp[1]);
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+	munmap(buf, big + 4096);
+}
+END_TEST
+
 /* A recv of 0 bytes waits until the socket is readable, then ends with 0
  * and leaves the data unread, on every backend (a blocking recv(2) of 0
  * bytes returns at once on TCP, a non-blocking one says EAGAIN). */
@@ -951,6 +989,7 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, accept_backlog_order_cancel_close);
 	tcase_add_test(tc, accept_past_fd_table_end);
 	tcase_add_test(tc, regular_file_read_write);
+	tcase_add_test(tc, lengths_past_4gib);
 	tcase_add_test(tc, file_reads_in_parallel);
 	tcase_add_test(tc, zero_length_recv_waits_for_data);
 	tcase_add_test(tc, invalid_io_arguments);
