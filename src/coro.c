@@ -92,6 +92,7 @@ struct coro {
 	int64_t wake_val;
 	int wake_err;
 	bool done, cancelled, started;
+	bool cancelling; /* inside coro_cancel */
 #ifdef FUT_ASAN
 	void *fake_stack;          /* the coroutine's, while switched out */
 	const void *caller_bottom; /* the resumer's stack, for switching back */
@@ -451,16 +452,42 @@ static int coro_cancel(fut *g)
 {
 	struct coro *c = g->pdata;
 	c->cancelled = true;
+	/* A cycle fut_await does not see (through fut_all, say) would
+	 * bring the cancel back here: once is enough. */
+	if (c->cancelling)
+		return 0;
 	/* The coroutine sees -ECANCELED from the fut_await it is in and
 	 * decides itself how to end; g ends when it returns. */
+	c->cancelling = true;
 	if (c->awaiting && fut_state(c->awaiting) == FUT_PENDING)
 		(void)fut_cancel(c->awaiting);
+	c->cancelling = false;
 	return 0;
 }
 
 static const struct fut__producer coro_producer = {
 	.cancel = coro_cancel,
 };
+
+/*
+ * Whether c awaiting f would wait on itself: f is c's own future, or the
+ * future of a coroutine that (through others) awaits c's. Such an await
+ * could never end, and cancelling it went round the cycle until the
+ * stack overflowed; it fails with -EDEADLK instead, as pthread_join of
+ * the calling thread does. The walk is bounded: a cycle that does not
+ * pass through c is not c's to report.
+ */
+static bool awaits_itself(const struct coro *c, const fut *f)
+{
+	for (int i = 0; f && i < 1024; i++) {
+		if (f == c->result)
+			return true;
+		if (f->prod != &coro_producer || fut_state((fut *)f) != FUT_PENDING)
+			return false;
+		f = ((const struct coro *)f->pdata)->awaiting;
+	}
+	return false;
+}
 
 fut *fut_spawn_opts(fut_loop *loop, fut_coro_fn fn, void *arg,
 		    const struct fut_spawn_opts *opts)
@@ -534,6 +561,10 @@ int fut_await(fut *f, int64_t *value)
 		return c ? -EINVAL : FUT_ENOTCORO;
 	}
 	if (fut_state(f) == FUT_PENDING) {
+		if (awaits_itself(c, f)) {
+			fut_unref(f);
+			return -EDEADLK;
+		}
 		c->awaiting = f;
 		if (fut_on_done(f, wake_cb, c) < 0) {
 			c->awaiting = NULL;

@@ -174,6 +174,49 @@ START_TEST(cancel_resumes_with_ecanceled)
 }
 END_TEST
 
+/* An await that could never end (a coroutine awaiting its own future, or
+ * one that awaits it back) fails with -EDEADLK instead of deadlocking;
+ * cancelling such a cycle went round it until the stack overflowed. */
+static fut *self_g, *pair_g[2];
+static int pair_err[2];
+
+static int64_t awaits_itself(void *arg)
+{
+	(void)arg;
+	return fut_await(fut_ref(self_g), NULL);
+}
+
+static int64_t awaits_other(void *arg)
+{
+	int i = (int)(intptr_t)arg;
+	fut_await(fut_sleep(fut_coro_loop(), (uint64_t)i * 5), NULL);
+	pair_err[i] = fut_await(fut_ref(pair_g[!i]), NULL);
+	return pair_err[i];
+}
+
+START_TEST(await_cycles_fail_with_edeadlk)
+{
+	fut_loop *loop = new_loop();
+	self_g = fut_spawn(loop, awaits_itself, NULL);
+	fut *t = fut_timeout(fut_ref(self_g), 1000);
+	ck_assert_int_eq(fut_loop_run_until(loop, t), 0);
+	ck_assert_int_eq(fut_error(t), -EDEADLK);
+	fut_unref(t);
+	fut_unref(self_g);
+	/* 0 waits for 1; 1, later, would wait for 0: 1 is refused, ends,
+	 * and so 0's await ends with 1's result. */
+	pair_err[0] = pair_err[1] = 1;
+	pair_g[0] = fut_spawn(loop, awaits_other, (void *)0);
+	pair_g[1] = fut_spawn(loop, awaits_other, (void *)1);
+	ck_assert_int_eq(fut_loop_run_until(loop, pair_g[0]), 0);
+	ck_assert_int_eq(pair_err[1], -EDEADLK);
+	ck_assert_int_eq(pair_err[0], -EDEADLK);
+	fut_unref(pair_g[0]);
+	fut_unref(pair_g[1]);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 static int64_t waits_forever(void *arg)
 {
 	(*(int *)arg)++;
@@ -399,6 +442,7 @@ Suite *coro_suite(void)
 	tcase_add_test(tc, ended_future_does_not_switch);
 	tcase_add_test(tc, yield_interleaves_exactly);
 	tcase_add_test(tc, cancel_resumes_with_ecanceled);
+	tcase_add_test(tc, await_cycles_fail_with_edeadlk);
 	tcase_add_test(tc, free_with_suspended_coroutines);
 	tcase_add_test(tc, cross_thread_resolve_resumes_on_loop);
 	tcase_add_test(tc, outside_a_coroutine);
