@@ -45,7 +45,7 @@ enum {
 	FUT_EBACKEND = -4001,  /* unknown backend name */
 	FUT_ENOTCORO = -4002,  /* fut_await() outside a coroutine */
 	FUT_ESTOPPED = -4003,  /* fut_loop_stop() interrupted the run */
-	FUT_EWRONGTHREAD = -4004, /* called from a thread not running the loop */
+	FUT_EWRONGTHREAD = -4004, /* reserved: not returned yet */
 	FUT_ENOTCOMPILED = -4005, /* backend not compiled into this build */
 	FUT_ESYSCTL = -4006,   /* io_uring disabled by kernel.io_uring_disabled */
 	/* libfuture-http (see <future/http.h>) */
