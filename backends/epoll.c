@@ -180,6 +180,9 @@ static int64_t send_some(struct fut__op *op)
 		if (op->kind == OP_SEND)
 			r = send(op->fd, p + op->done, op->len - op->done,
 				 op->flags | MSG_DONTWAIT);
+		else if (op->off >= 0) /* ESPIPE on a pipe, as the others */
+			r = pwrite(op->fd, p + op->done, op->len - op->done,
+				   op->off + (off_t)op->done);
 		else
 			r = write(op->fd, p + op->done, op->len - op->done);
 		if (r >= 0)

@@ -650,6 +650,11 @@ START_TEST(invalid_io_arguments)
 	fut_loop_run_until(loop, f);
 	ck_assert_int_eq(fut_error(f), -ESPIPE);
 	fut_unref(f);
+	/* And a positional write (epoll wrote it at the pipe's end). */
+	f = fut_write(loop, p[1], "ef", 2, 0);
+	fut_loop_run_until(loop, f);
+	ck_assert_int_eq(fut_error(f), -ESPIPE);
+	fut_unref(f);
 	f = fut_close(loop, p[0]);
 	fut_loop_run_until(loop, f);
 	fut_unref(f);
