@@ -1363,10 +1363,15 @@ START_TEST(default_host_is_dual_stack)
 	ck_assert_int_eq(fut_http_server_new(loop, &o, &srv), 0);
 	int port = fut_http_server_port(srv);
 	const char *urls[] = { "http://127.0.0.1:%d/", "http://[::1]:%d/" };
-	int have6 = socket(AF_INET6, SOCK_STREAM, 0);
-	if (have6 >= 0)
-		close(have6);
-	for (int i = 0; i < (have6 >= 0 ? 2 : 1); i++) {
+	/* ::1 where the machine has it (a container may have IPv6 off). */
+	int have6 = 0, s6 = socket(AF_INET6, SOCK_STREAM, 0);
+	struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6,
+				    .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	if (s6 >= 0) {
+		have6 = bind(s6, (struct sockaddr *)&lo6, sizeof(lo6)) == 0;
+		close(s6);
+	}
+	for (int i = 0; i < (have6 ? 2 : 1); i++) {
 		char u[64];
 		snprintf(u, sizeof(u), urls[i], port);
 		fut *f = fut_http_fetch(loop, u, NULL);
