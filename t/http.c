@@ -249,6 +249,19 @@ static int count(const char *hay, const char *needle)
 
 /* ---- tests ---- */
 
+/* Whether ::1 can be bound here (a container may have IPv6 off). */
+static int have_ipv6_loopback(void)
+{
+	int ok = 0, s6 = socket(AF_INET6, SOCK_STREAM, 0);
+	struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6,
+				    .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	if (s6 >= 0) {
+		ok = bind(s6, (struct sockaddr *)&lo6, sizeof(lo6)) == 0;
+		close(s6);
+	}
+	return ok;
+}
+
 START_TEST(fetch_get_post_head)
 {
 	fut_loop *loop = new_loop();
@@ -1353,19 +1366,6 @@ START_TEST(server_bad_arguments)
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
 END_TEST
-
-/* Whether ::1 can be bound here (a container may have IPv6 off). */
-static int have_ipv6_loopback(void)
-{
-	int ok = 0, s6 = socket(AF_INET6, SOCK_STREAM, 0);
-	struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6,
-				    .sin6_addr = IN6ADDR_LOOPBACK_INIT };
-	if (s6 >= 0) {
-		ok = bind(s6, (struct sockaddr *)&lo6, sizeof(lo6)) == 0;
-		close(s6);
-	}
-	return ok;
-}
 
 /* No host: every address, so clients that resolve "localhost" to ::1
  * (ab, without fallback) and to 127.0.0.1 both find the server. */
