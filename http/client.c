@@ -347,18 +347,21 @@ static void req_fail(struct request *r, int err)
 	if (r->phase == R_DONE)
 		return;
 	enum rphase was = r->phase;
+	struct pool *p = r->pool;
 	r->phase = R_DONE;
 	phase_timer_stop(r);
 	if (was == R_QUEUED)
-		wq_remove(r->pool, r);
+		wq_remove(p, r);
 	fut_reject(r->result, err);
 	if (r->io)
 		fut_cancel(r->io); /* its callback closes the connection */
 	else
 		drop_conn(r);
 	req_unref(r);
-	if (was == R_QUEUED)
-		pool_maybe_free(r->pool);
+	if (was == R_QUEUED) {
+		pool_next(p); /* those behind it may go now */
+		pool_maybe_free(p);
+	}
 }
 
 static void on_timer(fut *f, void *arg)
@@ -725,11 +728,20 @@ static void conn_use(struct conn *c, struct request *r)
 	fut_on_done(f, on_sent, r);
 }
 
-/* A connection is free or can be opened: serve the queue. */
+/*
+ * A connection is free or can be opened: serve the queue. An idle
+ * connection goes to the first waiter; a new one to the first waiter
+ * still under its own max_per_host, so one whose cap is reached holds up
+ * nobody with a larger cap behind it. Each round takes one request off
+ * the queue (rescanning from the head, since starting one can change the
+ * queue), so this ends.
+ */
 static void pool_next(struct pool *p)
 {
-	while (p->wq_head) {
+	for (;;) {
 		struct request *r = p->wq_head;
+		if (!r)
+			return;
 		if (p->idle) {
 			wq_remove(p, r);
 			struct conn *c = p->idle;
@@ -739,12 +751,14 @@ static void pool_next(struct pool *p)
 			r->refs++;
 			phase_timer(r, R_REQUEST, r->o.request_timeout_ms);
 			fut_cancel(c->watch);
-		} else if (p->nconns < r->o.max_per_host) {
-			wq_remove(p, r);
-			start_connect(p, r);
-		} else {
-			return;
+			continue;
 		}
+		while (r && p->nconns >= r->o.max_per_host)
+			r = r->wq_next;
+		if (!r)
+			return;
+		wq_remove(p, r);
+		start_connect(p, r);
 	}
 }
 

@@ -1242,6 +1242,41 @@ START_TEST(fetch_request_shape)
 }
 END_TEST
 
+/* A queued request whose own max_per_host is reached holds up nobody
+ * behind it with a larger cap. */
+START_TEST(fetch_queue_skips_capped_requests)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts so = { 0 };
+	fut_http_server *srv = serve(loop, &so);
+	char slow[64], fast[64];
+	snprintf(slow, sizeof(slow), "http://127.0.0.1:%d/sleep?ms=800",
+		 fut_http_server_port(srv));
+	snprintf(fast, sizeof(fast), "http://127.0.0.1:%d/",
+		 fut_http_server_port(srv));
+	struct fut_http_fetch_opts one = { .max_per_host = 1 },
+				   many = { .max_per_host = 32,
+					    .queue_timeout_ms = 400 };
+	fut *s1 = fut_http_fetch(loop, slow, &one);
+	fut *a = fut_http_fetch(loop, fast, &one);  /* waits for s1's */
+	fut *b = fut_http_fetch(loop, fast, &many); /* may open another */
+	wait_for(loop, b);
+	ck_assert_msg(fut_http_response_of(b), "%s",
+		      fut_strerror(fut_error(b)));
+	ck_assert_int_eq(fut_state(a), FUT_PENDING);
+	ck_assert_int_eq(fut_state(s1), FUT_PENDING);
+	wait_for(loop, a); /* on b's connection, now idle */
+	wait_for(loop, s1);
+	ck_assert_ptr_nonnull(fut_http_response_of(a));
+	ck_assert_ptr_nonnull(fut_http_response_of(s1));
+	fut_unref(s1);
+	fut_unref(a);
+	fut_unref(b);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 /* Reads a little of the request, answers 413 and closes with the rest
  * unread (so the client's send meets a reset). */
 static int64_t early_413_job(void *arg)
@@ -1405,11 +1440,14 @@ START_TEST(no_content_statuses_and_absolute_host)
 		"GET /s204 HTTP/1.1\r\nHost: x\r\n\r\n"
 		"GET /s205 HTTP/1.1\r\nHost: x\r\n\r\n"
 		"GET /r205 HTTP/1.1\r\nHost: x\r\n\r\n"
+		"GET foo:///host HTTP/1.1\r\nHost: real.example\r\n\r\n"
 		"GET http://example.org:81/host HTTP/1.1\r\nHost: x\r\n"
 		"Connection: close\r\n\r\n";
 	raw(loop, srv, &x, q, sizeof(q) - 1);
 	ck_assert_msg(x.eof, "%s", x.got);
-	ck_assert_int_eq(count(x.got, "HTTP/1.1 "), 4);
+	ck_assert_int_eq(count(x.got, "HTTP/1.1 "), 5);
+	/* Another scheme's empty host: the Host field stands. */
+	ck_assert_msg(strstr(x.got, "\r\n\r\nreal.example"), "%s", x.got);
 	ck_assert_int_eq(count(x.got, "HTTP/1.1 204 No Content\r\n"), 1);
 	ck_assert_int_eq(count(x.got, "HTTP/1.1 205 Reset Content\r\n"), 2);
 	ck_assert_int_eq(count(x.got, "Content-Length: 0\r\n"), 2);
@@ -1621,6 +1659,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, fetch_get_post_head);
 	tcase_add_test(tc, default_host_is_dual_stack);
 	tcase_add_test(tc, fetch_request_shape);
+	tcase_add_test(tc, fetch_queue_skips_capped_requests);
 	tcase_add_test(tc, fetch_early_response_during_upload);
 	tcase_add_test(tc, no_content_statuses_and_absolute_host);
 	tcase_add_test(tc, keepalive_pipelining_in_order);
