@@ -697,7 +697,7 @@ static int hexval(int c)
  * of the decoder's aux, the line's byte count in the rest.
  */
 enum { E_NAME0 = 0, E_NAME, E_AFTER_NAME, E_VAL0, E_TOK, E_AFTER_VAL, E_QS,
-       E_QP, E_END };
+       E_QP, E_QEND, E_END };
 #define EXT_SHIFT 24
 #define EXT_COUNT ((1u << EXT_SHIFT) - 1)
 
@@ -708,21 +708,23 @@ static int ext_step(unsigned e, unsigned char c)
 	case E_NAME0:
 		return ws ? E_NAME0 : tc ? E_NAME : -1;
 	case E_NAME:
-	case E_AFTER_NAME:
+	case E_AFTER_NAME: /* BWS comes before ';' or '=', not before CR */
 		if (tc && e == E_NAME)
 			return E_NAME;
 		return ws ? E_AFTER_NAME : c == '=' ? E_VAL0 :
-		       c == ';' ? E_NAME0 : c == '\r' ? E_END : -1;
+		       c == ';' ? E_NAME0 :
+		       c == '\r' && e == E_NAME ? E_END : -1;
 	case E_VAL0:
 		return ws ? E_VAL0 : c == '"' ? E_QS : tc ? E_TOK : -1;
 	case E_TOK:
+	case E_QEND:
 	case E_AFTER_VAL:
 		if (tc && e == E_TOK)
 			return E_TOK;
 		return ws ? E_AFTER_VAL : c == ';' ? E_NAME0 :
-		       c == '\r' ? E_END : -1;
+		       c == '\r' && e != E_AFTER_VAL ? E_END : -1;
 	case E_QS:
-		return c == '"' ? E_AFTER_VAL : c == '\\' ? E_QP :
+		return c == '"' ? E_QEND : c == '\\' ? E_QP :
 		       ws || is_vchar_or_obs(c) ? E_QS : -1;
 	case E_QP:
 		return ws || is_vchar_or_obs(c) ? E_QS : -1;

@@ -956,6 +956,10 @@ static void on_pause(fut *f, void *arg)
  */
 static int accepted(fut_http_server *s, int64_t v)
 {
+	if (v >= 0 && s->stopping) { /* came after stop_listening */
+		close((int)v);
+		return 0;
+	}
 	if (v >= 0) {
 		conn_new(s, (int)v);
 		return 1;
@@ -1291,9 +1295,13 @@ const char *fut_http_req_header(const fut_http_req *r, const char *name,
 		const char *a = sep + 3, *e = h->target + h->target_len, *p = a;
 		while (p < e && *p != '/' && *p != '?')
 			p++;
-		if (len)
-			*len = (size_t)(p - a);
-		return a;
+		/* Another scheme may have an empty host ("foo:///x"): then
+		 * the field is all there is. */
+		if (p > a && *a != ':') {
+			if (len)
+				*len = (size_t)(p - a);
+			return a;
+		}
 	}
 	return fut__http_find(h->headers, h->num_headers, name, len);
 }
