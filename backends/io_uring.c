@@ -219,8 +219,8 @@ static void to_ring(struct uring *u, struct fut__op *op)
 		io_uring_prep_connect(sqe, op->fd, op->addr, op->sslen);
 		break;
 	case OP_RECV:
-		io_uring_prep_recv(sqe, op->fd, op->buf, ring_len(op->len),
-				   op->flags);
+		io_uring_prep_recv(sqe, op->fd, buf + op->done,
+				   ring_len(op->len - op->done), op->flags);
 		break;
 	case OP_SEND:
 		io_uring_prep_send(sqe, op->fd, buf + op->done,
@@ -527,10 +527,19 @@ static void completed(struct uring *u, struct fut__op *op, int res)
 		}
 		res = (int)(op->len > INT32_MAX ? INT32_MAX : op->len);
 	}
+	/* MSG_WAITALL past one SQE's length: wait for the rest too. */
+	bool waitall = op->kind == OP_RECV && (op->flags & MSG_WAITALL);
+	if (waitall && res > 0) {
+		op->done += (size_t)res;
+		if (op->done < op->len) {
+			to_ring(u, op);
+			return;
+		}
+	}
 	int fd = op->fd;
 	int qi = (int)OP_QI(op);
 	op->bq = B_NONE;
-	int64_t r = res;
+	int64_t r = waitall && op->done ? (int64_t)op->done : res;
 	if ((op->kind == OP_SEND || op->kind == OP_WRITE) && res >= 0)
 		r = (int64_t)op->len;
 	fut__op_complete(op, r);
