@@ -244,6 +244,11 @@ static void conn_idle(struct conn *c)
 	c->req = NULL;
 	c->len = 0;
 	c->reused = 1;
+	if (c->cap > 65536) { /* an idle connection keeps no large buffer */
+		free(c->buf);
+		c->buf = NULL;
+		c->cap = 0;
+	}
 	c->next = p->idle;
 	c->prev = NULL;
 	if (p->idle)
@@ -643,9 +648,14 @@ static void conn_read(struct request *r)
 		size_t limit = r->o.max_body > SIZE_MAX - hb ? SIZE_MAX :
 			       (size_t)(r->o.max_body + hb);
 		size_t cap = c->cap ? c->cap * 2 : 16384;
-		if (r->head_len && r->rh.content_length >= 0 &&
-		    cap < (size_t)r->head_len + (size_t)r->rh.content_length)
-			cap = (size_t)r->head_len + (size_t)r->rh.content_length;
+		/* Grown into as the body arrives, not allocated as declared:
+		 * a server's Content-Length costs nothing until it sends. */
+		if (r->head_len && r->rh.content_length >= 0) {
+			size_t need = (size_t)r->head_len +
+				      (size_t)r->rh.content_length;
+			if (cap > need && need > c->len)
+				cap = need;
+		}
 		if (c->cap >= limit) {
 			req_fail(r, r->head_len ? FUT_HTTP_EBODYTOOBIG :
 				    FUT_HTTP_EHDRTOOBIG);

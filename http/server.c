@@ -42,6 +42,7 @@
 #define LINGER_MS 1000
 #define LINGER_BYTES (256 * 1024)
 #define INBUF_MIN 4096
+#define BUF_KEEP 65536 /* larger idle buffers are freed */
 #define EMFILE_PAUSE_MS 100
 #define ACCEPT_BATCH 64  /* connections taken per accept completion */
 
@@ -167,6 +168,31 @@ static int out_add(struct outbuf *b, const void *p, size_t n)
 	memcpy(b->p + b->len, p, n);
 	b->len += n;
 	return 0;
+}
+
+/*
+ * A connection that once carried a large body keeps no large buffer while
+ * it waits: idle keep-alive connections would otherwise hold max_body
+ * each, for as long as their clients like.
+ */
+static void out_trim(struct outbuf *b)
+{
+	if (!b->len && b->cap > BUF_KEEP) {
+		free(b->p);
+		b->p = NULL;
+		b->cap = 0;
+	}
+}
+
+static void trim(struct conn *c)
+{
+	if (!c->in_len && c->in_cap > BUF_KEEP) {
+		free(c->in);
+		c->in = NULL;
+		c->in_cap = 0;
+	}
+	out_trim(&c->out);
+	out_trim(&c->next_out);
 }
 
 /* The IMF-fixdate of the current second, regenerated once a second. */
@@ -585,6 +611,10 @@ static void flush(struct conn *c)
 		fut_on_done(f, on_sent, c);
 		return;
 	}
+	if (c->phase != P_HANDLER || c->req.ended) { /* not mid-stream */
+		out_trim(&c->out);
+		out_trim(&c->next_out);
+	}
 	if (c->phase == P_HANDLER && c->req.ended)
 		finish_request(c);
 }
@@ -595,6 +625,15 @@ static void conn_read(struct conn *c)
 {
 	if (c->in_len == c->in_cap) {
 		size_t cap = c->in_cap ? c->in_cap * 2 : INBUF_MIN;
+		/* A declared length is grown into as its bytes arrive, not
+		 * allocated up front: a client that declares max_body and
+		 * sends nothing costs no more than any idle connection. */
+		if (c->phase == P_BODY && !c->req.head.chunked) {
+			size_t need = c->head_len +
+				      (size_t)c->req.head.content_length;
+			if (cap > need && need > c->in_len)
+				cap = need;
+		}
 		char *p = realloc(c->in, cap);
 		if (!p) {
 			conn_close(c);
@@ -793,19 +832,6 @@ static void process_input(struct conn *c)
 			fut_unref(fut_send(c->loop, c->fd,
 					   "HTTP/1.1 100 Continue\r\n\r\n", 25,
 					   MSG_NOSIGNAL));
-		if (!r->head.chunked) {
-			size_t need = c->head_len +
-				      (size_t)r->head.content_length;
-			if (need > c->in_cap) {
-				char *p = realloc(c->in, need);
-				if (!p) {
-					conn_close(c);
-					return;
-				}
-				c->in = p;
-				c->in_cap = need;
-			}
-		}
 	}
 	/* P_BODY */
 	if (!r->head.chunked) {
@@ -886,6 +912,7 @@ static void conn_next(struct conn *c)
 	c->seen = 0;
 	c->first = 0;
 	c->timed_out = 0;
+	trim(c);
 	if (c->in_len) {
 		process_input(c);
 		return;
