@@ -39,8 +39,8 @@
 #define DEF_IDLE_TIMEOUT 60000
 #define DEF_WRITE_TIMEOUT 30000
 #define DEF_HIGH_WATER 65536
-#define LINGER_MS 1000
-#define LINGER_BYTES (256 * 1024)
+#define DEF_LINGER_MS 1000
+#define DEF_LINGER_BYTES (256 * 1024)
 #define INBUF_MIN 4096
 #define BUF_KEEP 65536 /* larger idle buffers are freed */
 #define EMFILE_PAUSE_MS 100
@@ -704,7 +704,8 @@ static void linger_start(struct conn *c)
 {
 	c->phase = P_LINGER;
 	shutdown(c->fd, SHUT_WR);
-	c->deadline = now_ms(c) + LINGER_MS;
+	c->deadline = now_ms(c) +
+		      (c->srv ? c->srv->o.linger_ms : DEF_LINGER_MS);
 	c->lingered = 0;
 	c->in_len = 0;
 	conn_read(c);
@@ -879,7 +880,8 @@ static void on_recv(fut *f, void *arg)
 	if (c->phase == P_LINGER) {
 		c->lingered += n > 0 ? (size_t)n : 0;
 		c->in_len = 0;
-		if (n > 0 && c->lingered < LINGER_BYTES && !c->timed_out)
+		if (n > 0 && c->lingered < c->srv->o.linger_bytes &&
+		    !c->timed_out)
 			conn_read(c);
 		else
 			conn_close(c);
@@ -1172,6 +1174,10 @@ int fut_http_server_new(fut_loop *loop, const struct fut_http_server_opts *o,
 		s->o.idle_timeout_ms = DEF_IDLE_TIMEOUT;
 	if (!s->o.write_timeout_ms)
 		s->o.write_timeout_ms = DEF_WRITE_TIMEOUT;
+	if (!s->o.linger_ms)
+		s->o.linger_ms = DEF_LINGER_MS;
+	if (!s->o.linger_bytes)
+		s->o.linger_bytes = DEF_LINGER_BYTES;
 	if (!s->o.stream_high_water)
 		s->o.stream_high_water = DEF_HIGH_WATER;
 	s->lfd = -1;
@@ -1193,6 +1199,7 @@ int fut_http_server_new(fut_loop *loop, const struct fut_http_server_opts *o,
 			((struct sockaddr_in *)&ss)->sin_port);
 	unsigned tick = min_u(min_u(s->o.header_timeout_ms, s->o.body_timeout_ms),
 			      min_u(s->o.idle_timeout_ms, s->o.write_timeout_ms));
+	tick = min_u(tick, s->o.linger_ms);
 	tick = tick / 4 < 10 ? 10 : tick / 4 > 1000 ? 1000 : tick / 4;
 	s->sweep = fut_timer_new(loop, tick, sweep, s);
 	if (!s->sweep) {

@@ -1810,6 +1810,58 @@ START_TEST(client_buffers_follow_bytes)
 }
 END_TEST
 
+/* After an error response, bytes sent 300 ms later: discarded while the
+ * connection still lingers, answered with a reset once it has closed. */
+static int64_t late_byte_job(void *arg)
+{
+	int port = *(int *)arg;
+	int fd = raw_connect(port);
+	if (fd < 0)
+		return -errno;
+	const char *bad = "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: a\r\n\r\n";
+	send(fd, bad, strlen(bad), MSG_NOSIGNAL);
+	char buf[4096];
+	ssize_t n;
+	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+		;
+	int64_t rc = n == 0 ? 1 : -errno; /* 1: reached EOF, no reset */
+	if (rc == 1) {
+		usleep(300 * 1000);
+		send(fd, "x", 1, MSG_NOSIGNAL);
+		usleep(100 * 1000);
+		int err = 0;
+		socklen_t el = sizeof(err);
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+		if (err) /* recv would say 0: the FIN came first */
+			rc = -err;
+	}
+	close(fd);
+	return rc;
+}
+
+START_TEST(linger_is_configurable)
+{
+	fut_loop *loop = new_loop();
+	for (int shortened = 0; shortened < 2; shortened++) {
+		struct fut_http_server_opts o = { .linger_ms =
+							  shortened ? 50 : 0 };
+		fut_http_server *srv = serve(loop, &o);
+		int port = fut_http_server_port(srv);
+		fut *f = fut_run_blocking(loop, late_byte_job, &port);
+		wait_for(loop, f);
+		if (shortened) /* a reset: in CLOSE_WAIT Linux says EPIPE */
+			ck_assert_msg(fut_error(f) == -EPIPE ||
+				      fut_error(f) == -ECONNRESET, "%s",
+				      fut_strerror(fut_error(f)));
+		else
+			ck_assert_int_eq(fut_value(f), 1);
+		fut_unref(f);
+		fut_http_server_free(srv);
+	}
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -1840,6 +1892,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, connection_cap_defers_accept);
 	tcase_add_test(tc, buffers_follow_bytes_not_declarations);
 	tcase_add_test(tc, client_buffers_follow_bytes);
+	tcase_add_test(tc, linger_is_configurable);
 	suite_add_tcase(s, tc);
 	/* valgrind keeps fds of its own at the top of RLIMIT_NOFILE, which
 	 * this test lowers: the valgrind run (.ci/test-all) leaves it out. */
