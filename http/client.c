@@ -22,6 +22,8 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -62,6 +64,7 @@ struct conn {
 	size_t len, cap;
 	char byte;            /* the idle watcher's buffer */
 	unsigned idle_ms;     /* how long it may stay idle in the pool */
+	uint64_t idle_at;     /* loop ms it went idle */
 	struct addrs *addrs;  /* connecting: resolved addresses, next to try */
 };
 
@@ -110,6 +113,9 @@ struct request {
 	size_t body_start, dec_end;
 	struct fut_http_chunked ch;
 	int until_close;
+	int answered;         /* a 1xx came: the server has answered */
+	uint64_t deadline;    /* loop ms the request times out at, from its
+				 first send; a retry does not restart it */
 	struct fut_http_header hv[]; /* o.max_headers of them */
 };
 
@@ -205,12 +211,29 @@ static void conn_destroy(struct conn *c)
 	pool_maybe_free(p);
 }
 
+/*
+ * Whether an idle connection whose watcher was cancelled can take a
+ * request: not past its idle time, and nothing (the server's close, or
+ * bytes it should not have sent) waiting in the socket. The watcher sees
+ * both only while the loop runs; a program that let the loop rest would
+ * otherwise send on a connection known to be closed, and a POST, which is
+ * not retried, would fail (RFC 9112 9.3.1).
+ */
+static int still_open(struct conn *c)
+{
+	if (fut_loop_now(c->pool->cl->loop) - c->idle_at >= c->idle_ms)
+		return 0;
+	char b;
+	return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+	       (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 static void on_watch(fut *f, void *arg)
 {
 	struct conn *c = arg;
 	int err = fut_error(f);
 	c->watch = NULL;
-	if (c->state == C_WATCH_CANCEL && err == -ECANCELED) {
+	if (c->state == C_WATCH_CANCEL && err == -ECANCELED && still_open(c)) {
 		struct request *r = c->req;
 		c->req = NULL;
 		if (r->phase == R_DONE) /* it timed out meanwhile */
@@ -244,6 +267,7 @@ static void conn_idle(struct conn *c)
 	c->req = NULL;
 	c->len = 0;
 	c->reused = 1;
+	c->idle_at = fut_loop_now(p->cl->loop);
 	if (c->cap > 65536) { /* an idle connection keeps no large buffer */
 		free(c->buf);
 		c->buf = NULL;
@@ -298,6 +322,24 @@ static void phase_timer(struct request *r, enum rphase ph, unsigned ms)
 	r->timer = t;
 	r->refs++;
 	fut_on_done(t, on_timer, r);
+}
+
+/* ms left of the request timeout once it has started, else UINT_MAX. */
+static unsigned request_left(struct request *r)
+{
+	if (!r->deadline)
+		return UINT_MAX;
+	uint64_t now = fut_loop_now(r->loop);
+	return now >= r->deadline ? 0 : (unsigned)(r->deadline - now);
+}
+
+/* The request timeout runs from the first send to the end of the
+ * response, across a retry on a new connection. */
+static void request_timer(struct request *r)
+{
+	if (!r->deadline)
+		r->deadline = fut_loop_now(r->loop) + r->o.request_timeout_ms;
+	phase_timer(r, R_REQUEST, request_left(r));
 }
 
 static void wq_remove(struct pool *p, struct request *r)
@@ -374,7 +416,8 @@ static void on_timer(fut *f, void *arg)
 	struct request *r = arg;
 	if (fut_error(f) == 0 && r->timer == f)
 		req_fail(r, r->phase == R_QUEUED ? FUT_HTTP_ETIMEOUT_QUEUE :
-			    r->phase == R_CONNECT ? FUT_HTTP_ETIMEOUT_CONNECT :
+			    r->phase == R_CONNECT && request_left(r) ?
+			    FUT_HTTP_ETIMEOUT_CONNECT :
 			    FUT_HTTP_ETIMEOUT_REQUEST);
 	req_unref(r);
 }
@@ -511,7 +554,8 @@ static int resp_progress(struct request *r, int eof)
 	struct conn *c = r->conn;
 	if (!r->head_len) {
 		struct fut_http_limits lim = {
-			.max_header_bytes = r->o.max_header_bytes };
+			.max_header_bytes = r->o.max_header_bytes,
+			.max_headers = r->o.max_headers };
 		/* From head_seen on: a head that trickles in is scanned
 		 * once, not once per recv. */
 		int n = fut_http_parse_response(c->buf, c->len, r->head_seen,
@@ -528,7 +572,7 @@ static int resp_progress(struct request *r, int eof)
 			r->head_seen = c->len;
 			if (eof) {
 				req_fail(r, r->send_err ? r->send_err :
-					 c->len || !c->reused ?
+					 c->len || r->answered || !c->reused ?
 					 FUT_HTTP_EBADRESP : -ECONNRESET);
 				return 1;
 			}
@@ -547,6 +591,7 @@ static int resp_progress(struct request *r, int eof)
 			return 1;
 		}
 		if (r->rh.status < 200) { /* 1xx: another head follows */
+			r->answered = 1;
 			memmove(c->buf, c->buf + n, c->len - (size_t)n);
 			c->len -= (size_t)n;
 			r->head_seen = 0;
@@ -615,7 +660,8 @@ static void on_recv(fut *f, void *arg)
 		req_unref(r);
 		return;
 	}
-	if (n < 0 && !c->len && c->reused && !r->retried && r->idempotent &&
+	if (n < 0 && !c->len && !r->answered && c->reused && !r->retried &&
+	    r->idempotent &&
 	    n != -ECANCELED) {
 		/* A pooled connection the server had closed: once more on a
 		 * new one. */
@@ -628,7 +674,8 @@ static void on_recv(fut *f, void *arg)
 		req_unref(r);
 		return;
 	}
-	if (n == 0 && !c->len && c->reused && !r->retried && r->idempotent) {
+	if (n == 0 && !c->len && !r->answered && c->reused && !r->retried &&
+	    r->idempotent) {
 		retry_fresh(r);
 		req_unref(r);
 		return;
@@ -725,9 +772,10 @@ static void conn_use(struct conn *c, struct request *r)
 	r->head_seen = 0;
 	memset(&r->ch, 0, sizeof(r->ch));
 	r->until_close = 0;
+	r->answered = 0;
 	r->send_err = 0;
 	if (r->phase != R_REQUEST)
-		phase_timer(r, R_REQUEST, r->o.request_timeout_ms);
+		request_timer(r);
 	fut *f = fut_send(r->loop, c->fd, r->out, r->out_len, MSG_NOSIGNAL);
 	if (!f) {
 		req_fail(r, -ENOMEM);
@@ -759,7 +807,7 @@ static void pool_next(struct pool *p)
 			c->state = C_WATCH_CANCEL;
 			c->req = r;
 			r->refs++;
-			phase_timer(r, R_REQUEST, r->o.request_timeout_ms);
+			request_timer(r);
 			fut_cancel(c->watch);
 			continue;
 		}
@@ -931,7 +979,9 @@ static void start_connect(struct pool *p, struct request *r)
 	c->req = r;
 	r->conn = c;
 	p->nconns++;
-	phase_timer(r, R_CONNECT, r->o.connect_timeout_ms);
+	unsigned left = request_left(r); /* a retry: the request's time */
+	phase_timer(r, R_CONNECT, left < r->o.connect_timeout_ms ?
+		    left : r->o.connect_timeout_ms);
 
 	union {
 		struct sockaddr_in v4;
@@ -1002,9 +1052,15 @@ static int parse_url(const char *url, char **host, char *port,
 		he = memchr(h, ']', (size_t)(end - h));
 		if (!he || !memchr(h, ':', (size_t)(he - h)))
 			return FUT_HTTP_EBADURL;
-		for (const char *q = h + 1; q < he; q++)
-			if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.')
-				return FUT_HTTP_EBADURL;
+		char lit[64];
+		struct in6_addr a6;
+		size_t ll = (size_t)(he - h - 1);
+		if (ll >= sizeof(lit))
+			return FUT_HTTP_EBADURL;
+		memcpy(lit, h + 1, ll);
+		lit[ll] = '\0';
+		if (inet_pton(AF_INET6, lit, &a6) != 1)
+			return FUT_HTTP_EBADURL;
 		p = he + 1;
 		h++;
 	} else {

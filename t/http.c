@@ -895,7 +895,8 @@ START_TEST(client_errors)
 		"http://x:0/", "http://x:65536/", "http://x:12ab/",
 		"http://user@x/", "http://[::1/", "http://a b/",
 		"http://x:+80/", "http://x:-1/", "http://[127.0.0.1]/",
-		"http://[x]/", "http://x:80:80/",
+		"http://[x]/", "http://x:80:80/", "http://[1:2]:1/",
+		"http://[abc:def]/", "http://[1.2.3.4:5]/", "http://[:::]/",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		fut *f = fut_http_fetch(loop, bad[i], NULL);
@@ -1862,6 +1863,216 @@ START_TEST(linger_is_configurable)
 }
 END_TEST
 
+/* ---- a scripted server: steps on connections it accepts in turn ---- */
+
+struct step {
+	char op;          /* a accept, r recv, s send, w wait ms, c close */
+	const char *data; /* s */
+	int ms;           /* w */
+};
+
+struct script {
+	int fd;           /* listening */
+	const struct step *steps;
+	int accepted;
+};
+
+static int64_t script_job(void *arg)
+{
+	struct script *x = arg;
+	int c = -1;
+	char buf[4096];
+	for (const struct step *st = x->steps; st->op; st++) {
+		switch (st->op) {
+		case 'a':
+			c = accept(x->fd, NULL, NULL);
+			if (c < 0)
+				return -errno;
+			x->accepted++;
+			break;
+		case 'r':
+			if (recv(c, buf, sizeof(buf), 0) <= 0)
+				return -EPROTO;
+			break;
+		case 's':
+			send(c, st->data, strlen(st->data), MSG_NOSIGNAL);
+			break;
+		case 'w':
+			usleep((useconds_t)st->ms * 1000);
+			break;
+		case 'c':
+			close(c);
+			c = -1;
+			break;
+		}
+	}
+	if (c >= 0)
+		close(c);
+	return 0;
+}
+
+#define OK2 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+static fut *fetch_ms(fut_loop *loop, const char *u,
+		     const struct fut_http_fetch_opts *o, int *ms)
+{
+	uint64_t t0 = fut_loop_now(loop);
+	fut *f = fut_http_fetch(loop, u, o);
+	wait_for(loop, f);
+	*ms = (int)(fut_loop_now(loop) - t0);
+	return f;
+}
+
+/*
+ * A pooled connection is checked when it is handed out, not only by its
+ * watcher (which runs only while the loop does): one the server has
+ * closed, or one past idle_timeout_ms, is replaced by a new connection,
+ * so that a POST after a pause is not sent into a closed socket.
+ */
+START_TEST(fetch_checks_pooled_connections)
+{
+	fut_loop *loop = new_loop();
+	char u[64];
+	int ms;
+	/* The server answers and closes without saying so. */
+	static const struct step closes[] = {
+		{ 'a', 0, 0 }, { 'r', 0, 0 }, { 's', OK2, 0 }, { 'c', 0, 0 },
+		{ 'a', 0, 0 }, { 'r', 0, 0 }, { 's', OK2, 0 }, { 0, 0, 0 } };
+	struct script x = { .fd = bound_socket(u), .steps = closes };
+	ck_assert_int_eq(listen(x.fd, 8), 0);
+	fut *job = fut_run_blocking(loop, script_job, &x);
+	struct fut_http_fetch_opts post = { .method = "POST", .body = "b",
+					    .body_len = 1 };
+	fut *f = fetch_ms(loop, u, &post, &ms);
+	ck_assert_int_eq(fut_error(f), 0);
+	fut_unref(f);
+	usleep(200 * 1000); /* the loop rests; the FIN waits in the socket */
+	f = fetch_ms(loop, u, &post, &ms);
+	ck_assert_msg(fut_error(f) == 0, "%s", fut_strerror(fut_error(f)));
+	ck_assert_int_eq(fut_http_response_of(f)->status, 200);
+	fut_unref(f);
+	wait_for(loop, job);
+	ck_assert_int_eq(fut_error(job), 0);
+	fut_unref(job);
+	close(x.fd);
+
+	/* Past its idle time: a new connection, not the old one the server
+	 * no longer reads (a reuse would wait for its close and retry). */
+	static const struct step holds[] = {
+		{ 'a', 0, 0 }, { 'r', 0, 0 }, { 's', OK2, 0 }, { 'w', 0, 1200 },
+		{ 'c', 0, 0 }, { 0, 0, 0 } };
+	static const struct step second[] = {
+		{ 'a', 0, 0 }, { 'r', 0, 0 }, { 's', OK2, 0 }, { 0, 0, 0 } };
+	struct script y = { .fd = bound_socket(u), .steps = holds };
+	ck_assert_int_eq(listen(y.fd, 8), 0);
+	job = fut_run_blocking(loop, script_job, &y);
+	struct fut_http_fetch_opts idle = { .idle_timeout_ms = 100 };
+	f = fetch_ms(loop, u, &idle, &ms);
+	ck_assert_int_eq(fut_error(f), 0);
+	fut_unref(f);
+	usleep(300 * 1000);
+	struct script z = { .fd = y.fd, .steps = second };
+	fut *job2 = fut_run_blocking(loop, script_job, &z);
+	f = fetch_ms(loop, u, &idle, &ms);
+	ck_assert_msg(fut_error(f) == 0, "%s", fut_strerror(fut_error(f)));
+	ck_assert_msg(ms < 800, "the expired connection was used (%d ms)", ms);
+	fut_unref(f);
+	wait_for(loop, job2);
+	fut_unref(job2);
+	wait_for(loop, job);
+	fut_unref(job);
+	close(y.fd);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/* The request timeout runs from the first send: a retry on a new
+ * connection does not start it again. */
+START_TEST(fetch_retry_keeps_request_timeout)
+{
+	fut_loop *loop = new_loop();
+	char u[64];
+	int ms;
+	static const struct step first[] = {
+		{ 'a', 0, 0 }, { 'r', 0, 0 }, { 's', OK2, 0 },
+		{ 'r', 0, 0 }, { 'w', 0, 600 }, { 'c', 0, 0 },
+		{ 'a', 0, 0 }, { 'r', 0, 0 }, { 'w', 0, 700 }, { 's', OK2, 0 },
+		{ 0, 0, 0 } };
+	struct script x = { .fd = bound_socket(u), .steps = first };
+	ck_assert_int_eq(listen(x.fd, 8), 0);
+	fut *job = fut_run_blocking(loop, script_job, &x);
+	struct fut_http_fetch_opts o = { .request_timeout_ms = 1000 };
+	fut *f = fetch_ms(loop, u, &o, &ms);
+	ck_assert_int_eq(fut_error(f), 0);
+	fut_unref(f);
+	f = fetch_ms(loop, u, &o, &ms); /* closed at 600 ms, retried */
+	ck_assert_msg(fut_error(f) == FUT_HTTP_ETIMEOUT_REQUEST, "%s after %d ms",
+		      fut_strerror(fut_error(f)), ms);
+	ck_assert_int_lt(ms, 1200);
+	fut_unref(f);
+	wait_for(loop, job);
+	fut_unref(job);
+	close(x.fd);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/* A 1xx is an answer: a connection closed after it is a broken response
+ * (EBADRESP), not a stale connection to retry silently. And max_headers
+ * above the default of 100 is honoured. */
+START_TEST(fetch_interim_and_many_headers)
+{
+	fut_loop *loop = new_loop();
+	char u[64];
+	int ms;
+	static const struct step interim[] = {
+		{ 'a', 0, 0 }, { 'r', 0, 0 }, { 's', OK2, 0 }, { 'r', 0, 0 },
+		{ 's', "HTTP/1.1 100 Continue\r\n\r\n", 0 }, { 'c', 0, 0 },
+		{ 0, 0, 0 } };
+	struct script x = { .fd = bound_socket(u), .steps = interim };
+	ck_assert_int_eq(listen(x.fd, 8), 0);
+	fut *job = fut_run_blocking(loop, script_job, &x);
+	struct fut_http_fetch_opts o = { .request_timeout_ms = 3000 };
+	fut *f = fetch_ms(loop, u, &o, &ms);
+	ck_assert_int_eq(fut_error(f), 0);
+	fut_unref(f);
+	f = fetch_ms(loop, u, &o, &ms);
+	ck_assert_msg(fut_error(f) == FUT_HTTP_EBADRESP, "%s",
+		      fut_strerror(fut_error(f)));
+	fut_unref(f);
+	wait_for(loop, job);
+	fut_unref(job);
+	ck_assert_int_eq(x.accepted, 1);
+
+	static char many[8192];
+	int n = snprintf(many, sizeof(many), "HTTP/1.1 200 OK\r\n");
+	for (int i = 0; i < 150; i++)
+		n += snprintf(many + n, sizeof(many) - (size_t)n, "X-%d: v\r\n",
+			      i);
+	snprintf(many + n, sizeof(many) - (size_t)n,
+		 "Content-Length: 2\r\nConnection: close\r\n\r\nok");
+	for (int k = 0; k < 2; k++) {
+		struct bad_server b = { x.fd, many, 0, 0 };
+		job = fut_run_blocking(loop, bad_server_job, &b);
+		struct fut_http_fetch_opts h = { .max_headers = k ? 200 : 0 };
+		f = fetch_ms(loop, u, &h, &ms);
+		if (k) {
+			ck_assert_msg(fut_error(f) == 0, "%s",
+				      fut_strerror(fut_error(f)));
+			ck_assert_uint_eq(fut_http_response_of(f)->num_headers,
+					  152);
+		} else {
+			ck_assert_int_eq(fut_error(f), FUT_HTTP_EHDRTOOBIG);
+		}
+		fut_unref(f);
+		wait_for(loop, job);
+		fut_unref(job);
+	}
+	close(x.fd);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -1893,6 +2104,9 @@ Suite *http_suite(void)
 	tcase_add_test(tc, buffers_follow_bytes_not_declarations);
 	tcase_add_test(tc, client_buffers_follow_bytes);
 	tcase_add_test(tc, linger_is_configurable);
+	tcase_add_test(tc, fetch_checks_pooled_connections);
+	tcase_add_test(tc, fetch_retry_keeps_request_timeout);
+	tcase_add_test(tc, fetch_interim_and_many_headers);
 	suite_add_tcase(s, tc);
 	/* valgrind keeps fds of its own at the top of RLIMIT_NOFILE, which
 	 * this test lowers: the valgrind run (.ci/test-all) leaves it out. */
