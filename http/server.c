@@ -517,6 +517,8 @@ static void on_sent(fut *f, void *arg)
 	int err = fut_error(f);
 	c->io = NULL;
 	c->out.len = 0;
+	if (!err)
+		c->timed_out = 0; /* done before the sweep's cancel: progress */
 	if (err < 0) {
 		c->req.failed = err;
 		fail_waiters(&c->req, err);
@@ -887,13 +889,22 @@ static void on_recv(fut *f, void *arg)
 			conn_close(c);
 		return;
 	}
-	if (n == -ECANCELED && c->timed_out) {
+	if (c->timed_out) {
+		/* The sweep's cancel may come after the recv completed (its
+		 * bytes arrived in the same tick): a request under way is
+		 * late all the same, else a client trickling bytes would
+		 * escape every timeout. */
 		c->timed_out = 0;
-		if (c->phase == P_BODY || (c->phase == P_HEAD && c->seen))
+		int started = c->phase == P_BODY ||
+			      (c->phase == P_HEAD && c->seen);
+		if (started && (n == -ECANCELED || n > 0)) {
 			error_response(c, 408);
-		else
+			return;
+		}
+		if (n == -ECANCELED) {
 			conn_close(c); /* idle keep-alive, or nothing sent */
-		return;
+			return;
+		}
 	}
 	if (n <= 0) { /* EOF, reset: nobody to answer */
 		conn_close(c);

@@ -2073,6 +2073,84 @@ START_TEST(fetch_interim_and_many_headers)
 }
 END_TEST
 
+/*
+ * Clients that trickle a byte every 0.3 ms into a head or a body: the
+ * sweep's cancel often comes after a recv has completed in the same tick,
+ * and each must still get its 408 (not escape the timeout for good).
+ */
+struct trickle {
+	int port;
+	int n408, nother; /* connections answered 408, or anything else */
+};
+
+static int64_t trickle_job(void *arg)
+{
+	struct trickle *t = arg;
+	enum { N = 32 };
+	int fd[N], open_n = 0;
+	for (int i = 0; i < N; i++) {
+		fd[i] = raw_connect(t->port);
+		if (fd[i] < 0)
+			return -errno;
+		const char *start = i % 2 ? "GET / HTTP/1.1\r\nX: " :
+				    "POST /echo HTTP/1.1\r\nHost: x\r\n"
+				    "Content-Length: 500000\r\n\r\n";
+		send(fd[i], start, strlen(start), MSG_NOSIGNAL);
+		open_n++;
+	}
+	/* 3 s: fifteen times the timeouts. */
+	for (int t5 = 0; t5 < 10000 && open_n; t5++) {
+		for (int i = 0; i < N; i++) {
+			if (fd[i] < 0)
+				continue;
+			char buf[512];
+			ssize_t r = recv(fd[i], buf, sizeof(buf) - 1,
+					 MSG_DONTWAIT);
+			if (r > 0 || r == 0 ||
+			    (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+				if (r > 0) {
+					buf[r] = '\0';
+					if (!strncmp(buf, "HTTP/1.1 408 ", 13))
+						t->n408++;
+					else
+						t->nother++;
+				} else {
+					t->nother++;
+				}
+				close(fd[i]);
+				fd[i] = -1;
+				open_n--;
+				continue;
+			}
+			send(fd[i], "a", 1, MSG_NOSIGNAL);
+		}
+		usleep(300);
+	}
+	for (int i = 0; i < N; i++)
+		if (fd[i] >= 0)
+			close(fd[i]);
+	return open_n; /* connections that outlived every timeout */
+}
+
+START_TEST(trickling_clients_time_out)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { .header_timeout_ms = 200,
+					  .body_timeout_ms = 200 };
+	fut_http_server *srv = serve(loop, &o);
+	struct trickle t = { .port = fut_http_server_port(srv) };
+	fut *f = fut_run_blocking(loop, trickle_job, &t);
+	wait_for(loop, f);
+	ck_assert_msg(fut_value(f) == 0 && t.nother == 0,
+		      "%d connections outlived their timeout, %d closed "
+		      "otherwise, %d got 408", (int)fut_value(f), t.nother,
+		      t.n408);
+	fut_unref(f);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -2090,6 +2168,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, hostile_input_4xx_and_close);
 	tcase_add_test(tc, expect_continue);
 	tcase_add_test(tc, server_timeouts);
+	tcase_add_test(tc, trickling_clients_time_out);
 	tcase_add_test(tc, header_timeout_from_accept);
 	tcase_add_test(tc, deferred_accept);
 	tcase_add_test(tc, head_error_has_no_body);
