@@ -32,6 +32,8 @@ enum { FD_UNKNOWN = 0, FD_POLLABLE, FD_FILE };
 
 struct fdstate {
 	struct fut__opq q[3]; /* Q_READ, Q_WRITE, Q_POLL (index - 1) */
+	struct fut__opq fq;   /* FD_FILE: ops on the pool, queued or running */
+	struct fut__op *close_op; /* waits for fq's running ops */
 	uint8_t kind;
 	bool registered;
 	bool stream;   /* SOCK_STREAM: a short recv means the buffer is empty */
@@ -279,11 +281,21 @@ static int64_t file_work(struct fut__job *job)
 	return fut__op_exec_blocking(fut__container_of(job, struct fut__op, u.job));
 }
 
+static void close_now(struct ep *ep, struct fdstate *fs, struct fut__op *op);
+
 static void file_done(struct fut__job *job, int64_t res)
 {
 	struct fut__op *op = fut__container_of(job, struct fut__op, u.job);
+	struct ep *ep = EP(op->loop);
+	struct fdstate *fs = &ep->fds[op->fd];
 	op->bq = Q_NONE;
+	fut__opq_unlink(&fs->fq, op);
 	fut__op_complete(op, res);
+	if (fs->close_op && !fs->fq.head) {
+		struct fut__op *c = fs->close_op;
+		fs->close_op = NULL;
+		close_now(ep, fs, c);
+	}
 }
 
 static void fail_queue(struct fut__opq *q, int err)
@@ -295,21 +307,50 @@ static void fail_queue(struct fut__opq *q, int err)
 	}
 }
 
-static void do_close(struct ep *ep, struct fut__op *op)
+static void close_now(struct ep *ep, struct fdstate *fs, struct fut__op *op)
 {
-	int fd = op->fd;
-	if ((size_t)fd < ep->nfds) {
-		struct fdstate *fs = &ep->fds[fd];
-		for (int i = 0; i < 3; i++)
-			fail_queue(&fs->q[i], -ECANCELED);
+	if (fs) {
 		if (fs->registered)
-			(void)epoll_ctl(ep->epfd, EPOLL_CTL_DEL, fd, NULL);
+			(void)epoll_ctl(ep->epfd, EPOLL_CTL_DEL, op->fd, NULL);
 		fs->registered = false;
 		fs->kind = FD_UNKNOWN;
 	}
 	/* Linux always releases the fd, even when close reports EINTR. */
-	int r = close(fd) < 0 && errno != EINTR ? -errno : 0;
+	int r = close(op->fd) < 0 && errno != EINTR ? -errno : 0;
 	fut__op_complete(op, r);
+}
+
+/*
+ * A file's reads and writes still queued on the pool are cancelled; one a
+ * worker is running delays the close until it returns, or it would run
+ * on whatever file is opened next under the same number.
+ */
+static void do_close(struct ep *ep, struct fut__op *op)
+{
+	int fd = op->fd;
+	if ((size_t)fd >= ep->nfds) {
+		close_now(ep, NULL, op);
+		return;
+	}
+	struct fdstate *fs = &ep->fds[fd];
+	if (fs->close_op) {
+		fut__op_complete(op, -EBADF); /* closed twice */
+		return;
+	}
+	for (int i = 0; i < 3; i++)
+		fail_queue(&fs->q[i], -ECANCELED);
+	for (struct fut__op *o = fs->fq.head, *next; o; o = next) {
+		next = o->next;
+		if (fut__pool_cancel(&o->u.job) == 0) {
+			o->bq = Q_NONE;
+			fut__opq_unlink(&fs->fq, o);
+			fut__op_complete(o, -ECANCELED);
+		}
+	}
+	if (fs->fq.head)
+		fs->close_op = op;
+	else
+		close_now(ep, fs, op);
 }
 
 static void ep_submit(struct fut_loop *loop, struct fut__op *op)
@@ -322,6 +363,10 @@ static void ep_submit(struct fut_loop *loop, struct fut__op *op)
 	struct fdstate *fs = fdstate(ep, op->fd);
 	if (!fs) {
 		fut__op_complete(op, -errno); /* EBADF or ENOMEM */
+		return;
+	}
+	if (fs->close_op) { /* being closed: as good as closed */
+		fut__op_complete(op, -EBADF);
 		return;
 	}
 	int r;
@@ -338,9 +383,11 @@ static void ep_submit(struct fut_loop *loop, struct fut__op *op)
 		op->u.job.work = file_work;
 		op->u.job.done = file_done;
 		op->bq = Q_POOL;
+		fut__opq_append(&fs->fq, op);
 		r = fut__pool_submit(loop, FUT__LANE_IO, &op->u.job);
 		if (r < 0) {
 			op->bq = Q_NONE;
+			fut__opq_unlink(&fs->fq, op);
 			fut__op_complete(op, r);
 		}
 		return;
@@ -379,6 +426,7 @@ static int ep_cancel(struct fut_loop *loop, struct fut__op *op)
 		int r = fut__pool_cancel(&op->u.job);
 		if (r == 0) {
 			op->bq = Q_NONE;
+			fut__opq_unlink(&ep->fds[op->fd].fq, op);
 			fut__op_complete(op, -ECANCELED);
 		}
 		return r;
