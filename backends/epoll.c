@@ -195,6 +195,29 @@ static int64_t send_some(struct fut__op *op)
 	return (int64_t)op->len;
 }
 
+/*
+ * MSG_WAITALL, which MSG_DONTWAIT overrides: gather until len, end of
+ * file or an error, as recv(2) would block for (the other backends keep
+ * the flag's meaning too). An error after some bytes reports the bytes.
+ */
+static int64_t recv_all(struct fut__op *op)
+{
+	char *p = op->buf;
+	while (op->done < op->len) {
+		ssize_t r = recv(op->fd, p + op->done, op->len - op->done,
+				 op->flags | MSG_DONTWAIT);
+		if (r > 0)
+			op->done += (size_t)r;
+		else if (r == 0)
+			break;
+		else if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return -EAGAIN;
+		else if (errno != EINTR)
+			return op->done ? (int64_t)op->done : -errno;
+	}
+	return (int64_t)op->done;
+}
+
 /* Try op once without blocking; -EAGAIN means "wait for readiness". */
 static int64_t attempt(struct ep *ep, struct fut__op *op)
 {
@@ -203,6 +226,8 @@ static int64_t attempt(struct ep *ep, struct fut__op *op)
 	for (;;) {
 		switch (op->kind) {
 		case OP_RECV:
+			if ((op->flags & MSG_WAITALL) && op->len)
+				return recv_all(op);
 			r = recv(fd, op->buf, op->len, op->flags | MSG_DONTWAIT);
 			break;
 		case OP_READ:

@@ -51,7 +51,7 @@
 
 enum { Q_READ = FUT__SIDE_READ, Q_WRITE = FUT__SIDE_WRITE,
        Q_POLL = FUT__SIDE_POLL, NQ = FUT__NSIDES };
-enum { B_NONE = 0, B_FDQ, B_RING, B_ACC };
+enum { B_NONE = 0, B_FDQ, B_RING, B_ACC, B_PARK };
 
 /* A listening fd's multishot accept and the connections it took that no
  * fut_accept has asked for yet. */
@@ -209,7 +209,11 @@ static unsigned ring_len(size_t n)
 static void to_ring(struct uring *u, struct fut__op *op)
 {
 	struct io_uring_sqe *sqe = sqe_get(u);
-	char *buf = op->buf;
+	/* NULL is a valid buffer for 0 bytes: no arithmetic on it. */
+	char *buf = op->buf ? (char *)op->buf + op->done : NULL;
+	/* The ring would answer MSG_DONTWAIT with -EAGAIN; every backend
+	 * waits for readiness instead. */
+	int flags = op->flags & ~MSG_DONTWAIT;
 	switch (op->kind) {
 	case OP_ACCEPT:
 		io_uring_prep_accept(sqe, op->fd, op->addr, op->addrlen,
@@ -219,12 +223,12 @@ static void to_ring(struct uring *u, struct fut__op *op)
 		io_uring_prep_connect(sqe, op->fd, op->addr, op->sslen);
 		break;
 	case OP_RECV:
-		io_uring_prep_recv(sqe, op->fd, buf + op->done,
-				   ring_len(op->len - op->done), op->flags);
+		io_uring_prep_recv(sqe, op->fd, buf,
+				   ring_len(op->len - op->done), flags);
 		break;
 	case OP_SEND:
-		io_uring_prep_send(sqe, op->fd, buf + op->done,
-				   ring_len(op->len - op->done), op->flags);
+		io_uring_prep_send(sqe, op->fd, buf,
+				   ring_len(op->len - op->done), flags);
 		break;
 	case OP_READ:
 		/* Offset -1: the file position (kernel 5.6+). */
@@ -232,7 +236,7 @@ static void to_ring(struct uring *u, struct fut__op *op)
 				   (uint64_t)op->off);
 		break;
 	case OP_WRITE:
-		io_uring_prep_write(sqe, op->fd, buf + op->done,
+		io_uring_prep_write(sqe, op->fd, buf,
 				    ring_len(op->len - op->done),
 				    op->off < 0 ? (uint64_t)-1 :
 				    (uint64_t)op->off + op->done);
@@ -293,6 +297,13 @@ static void accept_finish(struct fut__op *op, int res)
  * at once (a kept connection), 0 when it is under way. */
 static int start(struct uring *u, struct fut__op *op)
 {
+	if ((op->kind == OP_SEND || op->kind == OP_WRITE) && !op->len) {
+		/* Nothing to send: done, in its turn, as on the others (the
+		 * ring would say EPIPE on a shut-down socket). */
+		op->bq = B_NONE;
+		fut__op_complete(op, 0);
+		return 1;
+	}
 	if (op->kind != OP_ACCEPT || u->no_multishot) {
 		to_ring(u, op);
 		return 0;
@@ -408,6 +419,12 @@ static void close_fd(struct uring *u, struct fut__op *op)
 		w->bq = B_NONE;
 		fut__op_complete(w, -ECANCELED);
 	}
+	if (fs && fs->inflight[Q_POLL] && fs->inflight[Q_POLL]->bq == B_PARK) {
+		struct fut__op *w = fs->inflight[Q_POLL];
+		fs->inflight[Q_POLL] = NULL;
+		w->bq = B_NONE;
+		fut__op_complete(w, -ECANCELED);
+	}
 	if (fs)
 		fs->kind = K_UNKNOWN; /* the number may come back as anything */
 	if (fs && fs->acc) {
@@ -503,6 +520,13 @@ static int ur_cancel(struct fut_loop *loop, struct fut__op *op)
 		advance(u, fd, Q_READ);
 		return 0;
 	}
+	if (op->bq == B_PARK) {
+		int fd = op->fd, qi = (int)OP_QI(op);
+		op->bq = B_NONE;
+		fut__op_complete(op, -ECANCELED);
+		advance(u, fd, qi);
+		return 0;
+	}
 	if (op->bq == B_FDQ) {
 		fut__opq_unlink(&u->fds[op->fd].q[OP_QI(op)], op);
 		op->bq = B_NONE;
@@ -519,6 +543,19 @@ static int ur_cancel(struct fut_loop *loop, struct fut__op *op)
 
 static void completed(struct uring *u, struct fut__op *op, int res)
 {
+	if (op->kind == OP_POLL && res > 0) {
+		/* The kernel reports POLLRDHUP to every poll: report what
+		 * was asked for, as poll(2) does. When that is nothing the
+		 * poll waits on, parked: the half-close is for good, and a
+		 * poll re-armed on it would complete again at once. Only a
+		 * cancel or a close ends it (as on epoll, which saw its one
+		 * edge). */
+		res &= op->events | POLLERR | POLLHUP | POLLNVAL;
+		if (!res) {
+			op->bq = B_PARK;
+			return;
+		}
+	}
 	if ((op->kind == OP_SEND || op->kind == OP_WRITE) && res > 0) {
 		op->done += (size_t)res;
 		if (op->done < op->len) { /* short: send the rest */

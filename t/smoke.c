@@ -541,6 +541,86 @@ START_TEST(file_close_stops_its_operations)
 }
 END_TEST
 
+/* MSG_WAITALL means the whole length (or end of file), on every backend. */
+START_TEST(recv_waitall_gathers)
+{
+	fut_loop *loop = new_loop();
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	char buf[8];
+	ck_assert_int_eq(write(sv[1], "abc", 3), 3);
+	fut *f = fut_recv(loop, sv[0], buf, 8, MSG_WAITALL);
+	run_for(loop, 50);
+	ck_assert_int_eq(fut_state(f), FUT_PENDING);
+	ck_assert_int_eq(write(sv[1], "defgh", 5), 5);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_value(f), 8);
+	ck_assert(!memcmp(buf, "abcdefgh", 8));
+	fut_unref(f);
+	/* End of file after part of it: the part. */
+	ck_assert_int_eq(write(sv[1], "xy", 2), 2);
+	f = fut_recv(loop, sv[0], buf, 8, MSG_WAITALL);
+	run_for(loop, 20);
+	ck_assert_int_eq(fut_state(f), FUT_PENDING);
+	shutdown(sv[1], SHUT_WR);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_value(f), 2);
+	ck_assert(!memcmp(buf, "xy", 2));
+	fut_unref(f);
+	close(sv[0]);
+	close(sv[1]);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/* Edges where the kernel interfaces differ and the backends must not. */
+START_TEST(backends_agree_on_edges)
+{
+	fut_loop *loop = new_loop();
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	/* A recv with MSG_DONTWAIT still waits for data. */
+	char buf[8];
+	fut *f = fut_recv(loop, sv[0], buf, sizeof(buf), MSG_DONTWAIT);
+	run_for(loop, 30);
+	ck_assert_int_eq(fut_state(f), FUT_PENDING);
+	ck_assert_int_eq(write(sv[1], "a", 1), 1);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_value(f), 1);
+	fut_unref(f);
+	/* A poll reports only what it asked for (and errors, hang-ups);
+	 * one for something that never comes waits. */
+	shutdown(sv[1], SHUT_WR);
+	f = fut_poll(loop, sv[0], POLLIN);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_error(f), 0);
+	ck_assert_msg((fut_value(f) & POLLIN) &&
+		      !(fut_value(f) & ~(POLLIN | POLLHUP | POLLERR)),
+		      "revents %#llx", (unsigned long long)fut_value(f));
+	fut_unref(f);
+	f = fut_poll(loop, sv[0], POLLPRI);
+	run_for(loop, 30);
+	ck_assert_int_eq(fut_state(f), FUT_PENDING);
+	fut_cancel(f);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_error(f), -ECANCELED);
+	fut_unref(f);
+	/* Sending nothing is done at once, even on a shut-down socket. */
+	shutdown(sv[0], SHUT_WR);
+	f = fut_send(loop, sv[0], "", 0, 0);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_value(f), 0);
+	fut_unref(f);
+	f = fut_send(loop, sv[0], NULL, 0, 0);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_value(f), 0);
+	fut_unref(f);
+	close(sv[0]);
+	close(sv[1]);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 START_TEST(regular_file_read_write)
 {
 	fut_loop *loop = new_loop();
@@ -1050,6 +1130,8 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, lengths_past_4gib);
 	tcase_add_test(tc, file_reads_in_parallel);
 	tcase_add_test(tc, file_close_stops_its_operations);
+	tcase_add_test(tc, recv_waitall_gathers);
+	tcase_add_test(tc, backends_agree_on_edges);
 	tcase_add_test(tc, zero_length_recv_waits_for_data);
 	tcase_add_test(tc, invalid_io_arguments);
 	tcase_add_test(tc, blocking_jobs);
