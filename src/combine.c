@@ -26,13 +26,21 @@ struct then {
 	fut_then_fn fn;
 	void *arg;
 	fut *cur; /* what g waits on now: the source, then fn's result */
+	bool cancelled; /* g ends -ECANCELED, even if cur ends well */
+	bool cancelling; /* a cycle (fn returned something that waits on g)
+			    brings the cancel back: once is enough */
 };
 
 static int then_cancel(fut *g)
 {
 	struct then *t = g->pdata;
+	t->cancelled = true;
+	if (t->cancelling)
+		return 0;
+	t->cancelling = true;
 	if (t->cur && pending(t->cur))
 		(void)fut_cancel(t->cur);
+	t->cancelling = false;
 	if (t->cur && pending(t->cur))
 		return 0; /* g ends when cur does */
 	fut__complete(g, 0, -ECANCELED);
@@ -57,8 +65,12 @@ static void then_inner_done(fut *h, void *arg)
 	struct then *t = g->pdata;
 	if (t)
 		t->cur = NULL;
-	if (pending(g))
-		fut__adopt(g, h);
+	if (pending(g)) {
+		if (t && t->cancelled)
+			fut__complete(g, 0, -ECANCELED);
+		else
+			fut__adopt(g, h);
+	}
 	fut_unref(g);
 }
 
@@ -71,8 +83,11 @@ static void then_src_done(fut *f, void *arg)
 		fut_unref(g);
 		return;
 	}
-	if (fut_state(f) == FUT_REJECTED) {
-		fut__complete(g, 0, fut_error(f));
+	if (fut_state(f) == FUT_REJECTED || t->cancelled) {
+		/* Cancelled, but f ended before the cancel reached it (an
+		 * asynchronous cancel, io_uring or threads): fn starts no new
+		 * work for a g nobody wants. */
+		fut__complete(g, 0, t->cancelled ? -ECANCELED : fut_error(f));
 		fut_unref(g);
 		return;
 	}
@@ -116,6 +131,7 @@ fut *fut_then(fut *f, fut_then_fn fn, void *arg)
 	t->fn = fn;
 	t->arg = arg;
 	t->cur = f;
+	t->cancelled = t->cancelling = false;
 	g->prod = &then_producer;
 	g->pdata = t;
 	g->refs++; /* held by the callback chain */
@@ -202,6 +218,8 @@ static void group_child_done(fut *c, void *arg)
 static int group_cancel(fut *g)
 {
 	struct group *gr = g->pdata;
+	if (gr->cancelled) /* again, or round a cycle: once is enough */
+		return 0;
 	gr->cancelled = true;
 	gr->deciding = true;
 	cancel_children(gr);
@@ -306,6 +324,8 @@ fut *fut_at(const fut *g, size_t i)
 struct tmo {
 	fut *inner, *timer;
 	bool timed_out;
+	bool cancelled;  /* g ends -ECANCELED, even if inner ends well */
+	bool cancelling; /* inside tmo_cancel: a cycle comes back once */
 };
 
 static void tmo_try_end(fut *g)
@@ -313,7 +333,9 @@ static void tmo_try_end(fut *g)
 	struct tmo *t = g->pdata;
 	if (!pending(g) || pending(t->inner))
 		return;
-	if (t->timed_out && fut_error(t->inner) == -ECANCELED)
+	if (t->cancelled)
+		fut__complete(g, 0, -ECANCELED);
+	else if (t->timed_out && fut_error(t->inner) == -ECANCELED)
 		fut__complete(g, 0, -ETIMEDOUT);
 	else
 		fut__adopt(g, t->inner);
@@ -344,10 +366,15 @@ static void tmo_timer_done(fut *tf, void *arg)
 static int tmo_cancel(fut *g)
 {
 	struct tmo *t = g->pdata;
+	t->cancelled = true;
+	if (t->cancelling)
+		return 0;
+	t->cancelling = true;
 	if (t->timer && pending(t->timer))
 		(void)fut_cancel(t->timer);
 	if (pending(t->inner))
 		(void)fut_cancel(t->inner);
+	t->cancelling = false;
 	if (!pending(t->inner) && pending(g))
 		fut__complete(g, 0, -ECANCELED);
 	return 0;

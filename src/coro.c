@@ -93,6 +93,8 @@ struct coro {
 	int wake_err;
 	bool done, cancelled, started;
 	bool cancelling; /* inside coro_cancel */
+	bool cancel_due; /* cancelled since it started: the fut_await under
+			    way (or the next one) returns -ECANCELED */
 #ifdef FUT_ASAN
 	void *fake_stack;          /* the coroutine's, while switched out */
 	const void *caller_bottom; /* the resumer's stack, for switching back */
@@ -445,6 +447,14 @@ static void wake_cb(fut *f, void *arg)
 	c->awaiting = NULL;
 	c->wake_err = fut_error(f);
 	c->wake_val = fut_value(f);
+	if (c->cancel_due) {
+		/* Even if what it waited on ended before the cancel reached
+		 * it (io_uring, threads: the cancel is asynchronous), so that
+		 * every backend tells the coroutine the same thing. */
+		c->cancel_due = false;
+		c->wake_err = -ECANCELED;
+		c->wake_val = 0;
+	}
 	resume(c);
 }
 
@@ -452,6 +462,8 @@ static int coro_cancel(fut *g)
 {
 	struct coro *c = g->pdata;
 	c->cancelled = true;
+	if (c->started)
+		c->cancel_due = true;
 	/* A cycle fut_await does not see (through fut_all, say) would
 	 * bring the cancel back here: once is enough. */
 	if (c->cancelling)
@@ -576,6 +588,11 @@ int fut_await(fut *f, int64_t *value)
 		return c->wake_err;
 	}
 	/* Already ended: no switch. */
+	if (c->cancel_due) {
+		c->cancel_due = false;
+		fut_unref(f);
+		return -ECANCELED;
+	}
 	int err = fut_error(f);
 	if (value)
 		*value = fut_value(f);

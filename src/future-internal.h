@@ -273,6 +273,7 @@ void fut__remote_done(void *arg);
 bool fut__on_loop_thread(const struct fut_loop *loop);
 const void *fut__thread_id(void);
 size_t fut__cancel_all(struct fut_loop *loop);
+void fut__end_all(struct fut_loop *loop);
 size_t fut__free_all(struct fut_loop *loop);
 
 /* post.c */

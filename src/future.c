@@ -414,6 +414,22 @@ size_t fut__cancel_all(struct fut_loop *loop)
 	return n;
 }
 
+/* Loop teardown's last resort: end every pending future. */
+void fut__end_all(struct fut_loop *loop)
+{
+	for (struct fut__slab *s = loop->fslabs; s; s = s->next) {
+		fut *objs = (fut *)(s + 1);
+		for (size_t i = 0; i < s->n; i++) {
+			fut *f = &objs[i];
+			if (load_state(f) != ST_PENDING)
+				continue;
+			f->refs++;
+			fut__complete(f, 0, -ECANCELED);
+			fut_unref(f);
+		}
+	}
+}
+
 /*
  * Loop teardown, after every callback has run: whatever is still allocated
  * is held by the user. Pin all of them first so that releasing one (a

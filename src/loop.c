@@ -216,13 +216,20 @@ int fut_loop_free(fut_loop *loop)
 	loop->closing = true;
 	/* Cancelling may start nothing new (ops submitted while closing end
 	 * at once), but callbacks may create futures: repeat until quiet. */
-	for (;;) {
+	for (size_t last = 0;;) {
 		while (loop->timers)
 			fut_timer_free(loop->timers);
 		size_t n = fut__cancel_all(loop);
-		if (!n && !loop->rq_head && !loop->active &&
-		    !fut__posts_pending(loop))
+		bool idle = !loop->rq_head && !loop->active &&
+			    !fut__posts_pending(loop);
+		if (!n && idle)
 			break;
+		/* Still pending with nothing left that could end them: a
+		 * cycle of combinators each waiting for the other (fut_then's
+		 * fn returned a future that waits on its own result). */
+		if (idle && n == last)
+			fut__end_all(loop);
+		last = n;
 		(void)tick(loop, NULL);
 	}
 	fut__pool_destroy(loop->pool_user);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -170,6 +171,41 @@ START_TEST(cancel_resumes_with_ecanceled)
 	ck_assert_int_eq(fut_error(c), -ECANCELED);
 	ck_assert_int_eq(seen, 1);
 	fut_unref(c);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/* The recv a coroutine waits on completes before the cancel reaches it
+ * (io_uring, threads: cancels are asynchronous): its fut_await still
+ * returns -ECANCELED, the same on every backend. */
+static int late_fd;
+
+static int64_t awaits_recv(void *arg)
+{
+	int *seen = arg;
+	char b[8];
+	*seen = fut_await(fut_recv(fut_coro_loop(), late_fd, b, sizeof(b), 0),
+			  NULL);
+	return 7;
+}
+
+START_TEST(late_cancel_resumes_with_ecanceled)
+{
+	fut_loop *loop = new_loop();
+	int sv[2], seen = 1;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	late_fd = sv[0];
+	fut *c = fut_spawn(loop, awaits_recv, &seen);
+	run_for(loop, 20);
+	ck_assert_int_eq(write(sv[1], "x", 1), 1);
+	usleep(50 * 1000);
+	ck_assert_int_eq(fut_cancel(c), 0);
+	wait_for(loop, c);
+	ck_assert_int_eq(seen, -ECANCELED);
+	ck_assert_int_eq(fut_value(c), 7);
+	fut_unref(c);
+	close(sv[0]);
+	close(sv[1]);
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
 END_TEST
@@ -442,6 +478,7 @@ Suite *coro_suite(void)
 	tcase_add_test(tc, ended_future_does_not_switch);
 	tcase_add_test(tc, yield_interleaves_exactly);
 	tcase_add_test(tc, cancel_resumes_with_ecanceled);
+	tcase_add_test(tc, late_cancel_resumes_with_ecanceled);
 	tcase_add_test(tc, await_cycles_fail_with_edeadlk);
 	tcase_add_test(tc, free_with_suspended_coroutines);
 	tcase_add_test(tc, cross_thread_resolve_resumes_on_loop);

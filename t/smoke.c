@@ -1044,6 +1044,74 @@ START_TEST(blocking_jobs_behind_cancelled_ones)
 }
 END_TEST
 
+/*
+ * A cancel that reaches an op only after it has completed (io_uring and
+ * threads cancel asynchronously; the recv below is done in the kernel or
+ * on a worker before the loop hears of it) still cancels what waits on it:
+ * fut_then's fn does not run, a fut_timeout ends -ECANCELED.
+ */
+static int then_fn_calls;
+
+static fut *then_fn(fut *f, void *arg)
+{
+	(void)f;
+	then_fn_calls++;
+	return fut_sleep(arg, 2000);
+}
+
+START_TEST(late_cancel_still_cancels)
+{
+	fut_loop *loop = new_loop();
+	for (int kind = 0; kind < 2; kind++) {
+		int sv[2];
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		char buf[8];
+		fut *r = fut_recv(loop, sv[0], buf, sizeof(buf), 0);
+		fut *g = kind ? fut_timeout(r, 10000) :
+				fut_then(r, then_fn, loop);
+		run_for(loop, 20);
+		ck_assert_int_eq(write(sv[1], "x", 1), 1);
+		usleep(50 * 1000); /* the op completes, the loop not told */
+		then_fn_calls = 0;
+		ck_assert_int_eq(fut_cancel(g), 0);
+		wait_for(loop, g);
+		ck_assert_msg(fut_error(g) == -ECANCELED, "%s: %s",
+			      kind ? "timeout" : "then",
+			      fut_strerror(fut_error(g)));
+		ck_assert_int_eq(then_fn_calls, 0);
+		fut_unref(g);
+		close(sv[0]);
+		close(sv[1]);
+	}
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/* fn returns a future that waits on g itself: cancelling g goes round
+ * the cycle once, not until the stack overflows; freeing the loop ends
+ * both. */
+static fut *cyc_g;
+
+static fut *cyc_fn(fut *f, void *arg)
+{
+	(void)f;
+	(void)arg;
+	return fut_timeout(fut_ref(cyc_g), 60000);
+}
+
+START_TEST(cancel_cycle_through_then)
+{
+	fut_loop *loop = new_loop();
+	cyc_g = fut_then(fut_resolved(loop, 1), cyc_fn, NULL);
+	run_for(loop, 20);
+	ck_assert_int_eq(fut_state(cyc_g), FUT_PENDING);
+	ck_assert_int_eq(fut_cancel(cyc_g), 0);
+	run_for(loop, 20);
+	fut_unref(cyc_g);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 START_TEST(combinators_really_cancel)
 {
 	fut_loop *loop = new_loop();
@@ -1140,6 +1208,8 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, blocking_jobs_beyond_the_queue);
 	tcase_add_test(tc, blocking_jobs_behind_cancelled_ones);
 	tcase_add_test(tc, combinators_really_cancel);
+	tcase_add_test(tc, late_cancel_still_cancels);
+	tcase_add_test(tc, cancel_cycle_through_then);
 	tcase_add_test(tc, free_with_pending_work);
 	tcase_add_test(tc, leak_is_reported);
 	suite_add_tcase(s, tc);
