@@ -66,6 +66,8 @@ struct conn {
 	unsigned idle_ms;     /* how long it may stay idle in the pool */
 	uint64_t idle_at;     /* loop ms it went idle */
 	struct addrs *addrs;  /* connecting: resolved addresses, next to try */
+	bool resolving;       /* its name lookup is running */
+	bool slot_freed;      /* ... for a request that ended: not counted */
 };
 
 struct pool {
@@ -73,6 +75,9 @@ struct pool {
 	struct client *cl;
 	char *key;            /* "host:port" */
 	unsigned nconns;      /* connecting + busy + idle */
+	unsigned lookups;     /* name lookups of ended requests, still on the
+				 pool: not counted above, but the pool must
+				 outlive them */
 	struct conn *idle;
 	struct request *wq_head, **wq_tail; /* waiting for a connection */
 };
@@ -166,7 +171,7 @@ static struct pool *pool_get(fut_loop *loop, const char *key)
  * last: nothing outlives the loop's last connection. */
 static void pool_maybe_free(struct pool *p)
 {
-	if (p->nconns || p->wq_head)
+	if (p->nconns || p->wq_head || p->lookups)
 		return;
 	struct client *cl = p->cl;
 	struct pool **pp = &cl->pools;
@@ -205,8 +210,11 @@ static void conn_destroy(struct conn *c)
 		fut_unref(fut_close(p->cl->loop, c->fd));
 	free(c->addrs);
 	free(c->buf);
+	if (c->slot_freed)
+		p->lookups--;
+	else
+		p->nconns--;
 	free(c);
-	p->nconns--;
 	pool_next(p);
 	pool_maybe_free(p);
 }
@@ -400,12 +408,21 @@ static void req_fail(struct request *r, int err)
 	if (was == R_QUEUED)
 		wq_remove(p, r);
 	fut_reject(r->result, err);
+	struct conn *c = r->conn;
+	bool freed = false;
+	if (r->io && c && c->resolving && !c->slot_freed) {
+		/* getaddrinfo cannot be interrupted: the lookup runs on, but
+		 * its connection slot goes to whoever waits for one now. */
+		c->slot_freed = freed = true;
+		p->nconns--;
+		p->lookups++;
+	}
 	if (r->io)
 		fut_cancel(r->io); /* its callback closes the connection */
 	else
 		drop_conn(r);
 	req_unref(r);
-	if (was == R_QUEUED) {
+	if (was == R_QUEUED || freed) {
 		pool_next(p); /* those behind it may go now */
 		pool_maybe_free(p);
 	}
@@ -953,6 +970,7 @@ static void on_resolve_job(fut *f, void *arg)
 	struct request *r = c->req;
 	int err = fut_error(f);
 	r->io = NULL;
+	c->resolving = false;
 	if (r->phase == R_DONE || err) {
 		free(x->rs.out);
 		connect_failed(r, err);
@@ -1012,8 +1030,10 @@ static void start_connect(struct pool *p, struct request *r)
 	}
 	memcpy(x->rs.port, r->port, sizeof(x->rs.port));
 	x->c = c;
+	c->resolving = true;
 	fut *f = fut_run_blocking(r->loop, resolve_job, &x->rs);
 	if (!f) {
+		c->resolving = false;
 		free(x->rs.out);
 		free(x->rs.host);
 		free(x);

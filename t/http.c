@@ -1656,6 +1656,88 @@ START_TEST(fetch_tries_every_address)
 }
 END_TEST
 
+/*
+ * A name lookup that hangs (a DNS server that never answers: a UDP socket
+ * of ours that reads nothing) outlives the request whose connect timeout
+ * ended it; its connection slot must not: with max_per_host 1, the next
+ * request gets the slot at once (and its own connect timeout), instead
+ * of a queue timeout while the first lookup runs on.
+ */
+static int slow_resolver_child(const char *dir)
+{
+	char path[256];
+	const char *files[] = { "hosts", "nsswitch.conf", "resolv.conf" };
+	if (unshare(CLONE_NEWNS) != 0 ||
+	    mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
+		return 77;
+	for (int i = 0; i < 3; i++) {
+		char etc[64];
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		snprintf(etc, sizeof(etc), "/etc/%s", files[i]);
+		if (mount(path, etc, "none", MS_BIND, NULL) != 0)
+			return 77;
+	}
+	int dns = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(53),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	if (dns < 0 || bind(dns, (struct sockaddr *)&a, sizeof(a)) != 0)
+		return 77; /* port 53 taken: a resolver runs here */
+	alarm(20);
+	fut_loop *loop = fut_loop_new(NULL, NULL);
+	if (!loop)
+		return 10;
+	struct fut_http_fetch_opts o = { .connect_timeout_ms = 200,
+					  .queue_timeout_ms = 600,
+					  .max_per_host = 1 };
+	fut *f1 = fut_http_fetch(loop, "http://slow.test:8/", &o);
+	fut *f2 = fut_http_fetch(loop, "http://slow.test:8/", &o);
+	fut_loop_run_until(loop, f1);
+	fut_loop_run_until(loop, f2);
+	int rc = fut_error(f1) != FUT_HTTP_ETIMEOUT_CONNECT ? 20 :
+		 fut_error(f2) != FUT_HTTP_ETIMEOUT_CONNECT ? 21 : 0;
+	fut_unref(f1);
+	fut_unref(f2);
+	fut_loop_free(loop); /* waits for the lookups */
+	close(dns);
+	return rc;
+}
+
+START_TEST(hung_lookup_frees_its_slot)
+{
+	char dir[] = "/tmp/fut-resolv-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char path[256];
+	snprintf(path, sizeof(path), "%s/hosts", dir);
+	write_file(path, "127.0.0.1 localhost\n");
+	snprintf(path, sizeof(path), "%s/nsswitch.conf", dir);
+	write_file(path, "hosts: dns\n");
+	snprintf(path, sizeof(path), "%s/resolv.conf", dir);
+	write_file(path, "nameserver 127.0.0.1\noptions timeout:2 attempts:1\n");
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(slow_resolver_child(dir));
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	const char *files[] = { "hosts", "nsswitch.conf", "resolv.conf" };
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+	ck_assert(WIFEXITED(st));
+	if (WEXITSTATUS(st) == 77) {
+		fprintf(stderr, "hung_lookup_frees_its_slot: no mount "
+				"namespace or port 53 here, not checked\n");
+		return;
+	}
+	/* 20: the first request did not time out connecting; 21: the
+	 * second waited in the queue for the first one's lookup. */
+	ck_assert_int_eq(WEXITSTATUS(st), 0);
+}
+END_TEST
+
 /* Bytes the process has allocated (glibc; an ASan build has its own
  * allocator and reports no change, so there this test checks nothing). */
 static size_t heap_in_use(void)
@@ -2178,6 +2260,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, client_errors);
 	tcase_add_test(tc, fetch_retries_only_idempotent);
 	tcase_add_test(tc, fetch_tries_every_address);
+	tcase_add_test(tc, hung_lookup_frees_its_slot);
 	tcase_add_test(tc, server_bad_arguments);
 	tcase_add_test(tc, connection_cap_defers_accept);
 	tcase_add_test(tc, buffers_follow_bytes_not_declarations);
