@@ -400,9 +400,8 @@ static void ep_submit(struct fut_loop *loop, struct fut__op *op)
 		return;
 	}
 	if (fs->kind == FD_FILE) {
-		if (op->kind == OP_POLL) { /* files are always ready */
-			fut__op_complete(op, op->events & (POLLIN | POLLOUT |
-					 POLLRDNORM | POLLWRNORM));
+		if (op->kind == OP_POLL) {
+			fut__op_complete(op, fut__file_poll(op->events));
 			return;
 		}
 		op->u.job.work = file_work;

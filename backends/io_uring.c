@@ -482,6 +482,10 @@ static void ur_submit(struct fut_loop *loop, struct fut__op *op)
 		fut__op_complete(op, -errno); /* EBADF or ENOMEM */
 		return;
 	}
+	if (op->kind == OP_POLL && is_file(fs, op->fd)) {
+		fut__op_complete(op, fut__file_poll(op->events));
+		return;
+	}
 	if ((op->kind == OP_READ || op->kind == OP_WRITE) && op->off >= 0 &&
 	    is_file(fs, op->fd)) {
 		/* Positional file I/O has no order to keep (each op names its

@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_WORKERS 512
@@ -410,6 +411,13 @@ static void th_submit(struct fut_loop *loop, struct fut__op *op)
 	}
 	if (fs->close_op) {
 		fut__op_complete(op, -EBADF);
+		return;
+	}
+	struct stat st;
+	if (op->kind == OP_POLL && fstat(op->fd, &st) == 0 &&
+	    (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ||
+	     S_ISDIR(st.st_mode))) {
+		fut__op_complete(op, fut__file_poll(op->events));
 		return;
 	}
 	int qi = fut__op_side(op->kind);

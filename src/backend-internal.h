@@ -11,6 +11,9 @@
 
 #include "future-internal.h"
 
+#include <errno.h>
+#include <poll.h>
+
 struct fut_backend {
 	/* Name reported by fut_loop_backend() and matched by FUTURE_BACKEND. */
 	const char *name;
@@ -41,6 +44,17 @@ struct fut_backend {
 	/* Thread-safe: interrupt wait(). */
 	void (*wake)(struct fut_loop *loop);
 };
+
+/*
+ * fut_poll on a regular file or block device, the same on every backend:
+ * such a file is always ready to read and write (poll(2) says so at once),
+ * and a poll for nothing else could never end, so it is refused.
+ */
+static inline int64_t fut__file_poll(short events)
+{
+	short r = events & (POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM);
+	return r ? r : -EINVAL;
+}
 
 extern const struct fut_backend fut__backend_epoll;
 #ifdef HAVE_LIBURING

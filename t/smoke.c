@@ -615,8 +615,29 @@ START_TEST(backends_agree_on_edges)
 	wait_for(loop, f);
 	ck_assert_int_eq(fut_value(f), 0);
 	fut_unref(f);
-	close(sv[0]);
-	close(sv[1]);
+	for (int i = 0; i < 2; i++) { /* the loop forgets them: fds reused */
+		f = fut_close(loop, sv[i]);
+		wait_for(loop, f);
+		fut_unref(f);
+	}
+	/* A regular file is always readable and writable; a poll for
+	 * anything else could never end and is refused. */
+	char path[] = "/tmp/libfuture-qXXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	f = fut_poll(loop, fd, POLLIN | POLLOUT | POLLPRI);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_value(f), POLLIN | POLLOUT);
+	fut_unref(f);
+	short nothing[] = { 0, POLLPRI };
+	for (int i = 0; i < 2; i++) {
+		f = fut_poll(loop, fd, nothing[i]);
+		wait_for(loop, f);
+		ck_assert_int_eq(fut_error(f), -EINVAL);
+		fut_unref(f);
+	}
+	close(fd);
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
 END_TEST
