@@ -226,9 +226,11 @@ struct fut_loop {
 	fut *rq_head, *rq_tail; /* ready queue: futures whose callbacks are due */
 
 	/* Cross-thread handoff (src/post.c): one single-producer queue per
-	 * posting thread; rlock only guards registering a new one. */
+	 * posting thread, oldest first; rlock guards only adding one and
+	 * taking out one whose thread exited, and pq_tail. */
 	pthread_mutex_t rlock;
 	_Atomic(struct fut__pq *) pqs;
+	struct fut__pq *pq_tail;
 
 	/* Read by every posting thread on every post, so on a cache line of
 	 * their own that the loop writes only when it goes to sleep: next to

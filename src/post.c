@@ -6,8 +6,17 @@
  * slots in linked segments: a post is a plain store of the slot and one
  * release store of the producer's own counter, with no lock and no cache
  * line that the loop writes on every post. The loop drains every producer
- * queue in its tick. Posts are never coalesced or lost, and each thread's
- * posts run in the order it made them.
+ * queue in its tick, oldest queue first. Posts are never coalesced or
+ * lost, and each thread's posts run in the order it made them.
+ *
+ * Lifetime: a queue is shared by its thread and its loop, either of which
+ * may go first. A thread that exits marks its queues retired (a bit in
+ * the counter the loop reads anyway) and the loop frees each one after it
+ * ran what it held; a loop that is freed first leaves each live thread
+ * only the queue's header, freed when that thread exits or first posts
+ * to another loop. So neither memory nor the tick's scan grows with the number
+ * of threads that ever posted, and neither side touches the other's
+ * memory after it is gone.
  *
  * Wake-ups: the loop announces that it is about to block by setting
  * `sleeping`, then looks at every queue once more; a producer publishes,
@@ -24,6 +33,10 @@
 
 #define SEG_SLOTS 1023
 #define AWAIT_SPIN 512 /* pauses (~10 us) before the loop looks for more posts */
+/* In `published`: the producer thread has exited and posts no more. A
+ * count never gets near 2^63, so the bit rides on the load the loop makes
+ * anyway, and the per-post store stays a plain release store. */
+#define RETIRED ((uint64_t)1 << 63)
 
 struct seg {
 	struct seg *_Atomic next;
@@ -35,13 +48,16 @@ struct fut__pq {
 	struct seg *pseg;
 	unsigned pslot; /* next slot in pseg */
 	uint64_t pcount;
-	_Atomic uint64_t published;
+	_Atomic uint64_t published; /* pcount, | RETIRED at thread exit */
 	char pad[64];
 	/* consumer side */
 	struct seg *cseg;
 	unsigned cslot; /* next slot in cseg */
 	uint64_t consumed;
-	struct fut__pq *next; /* the loop's list */
+	struct fut__pq *_Atomic next; /* the loop's list, oldest first */
+	/* One for the loop, one for the producer thread: whichever lets go
+	 * last frees it, so neither has to outlive the other. */
+	_Atomic int refs;
 };
 
 /* A thread's queues, one per loop it posted to. The loop's id tells a
@@ -60,11 +76,56 @@ static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 static _Atomic uint64_t next_loop_id = 1;
 
+static void segs_free(struct seg *s)
+{
+	while (s) {
+		struct seg *next = atomic_load_explicit(&s->next,
+							memory_order_relaxed);
+		free(s);
+		s = next;
+	}
+}
+
+/* acq_rel: the last one to let go sees everything the other wrote. */
+static void pq_put(struct fut__pq *q)
+{
+	if (atomic_fetch_sub_explicit(&q->refs, 1, memory_order_acq_rel) == 1) {
+		segs_free(q->cseg);
+		free(q);
+	}
+}
+
+/*
+ * The producer lets go of q: no post will follow, so once the loop has
+ * run the ones counted here it unlinks and frees q. Touches only q, never
+ * the loop, which may be gone already (its reference keeps q alive until
+ * here).
+ */
+static void pq_retire(struct fut__pq *q)
+{
+	atomic_store_explicit(&q->published, q->pcount | RETIRED,
+			      memory_order_release);
+	pq_put(q);
+}
+
+/* The loop let go of q: it was freed, so no post to it can follow. */
+static bool pq_orphaned(struct fut__pq *q)
+{
+	return atomic_load_explicit(&q->refs, memory_order_acquire) == 1;
+}
+
+/*
+ * Thread exit: hand every queue back to its loop. Without this each
+ * thread that ever posted left a queue (and its 16 KiB segment) that every
+ * tick of the loop scanned, forever.
+ */
 static void tls_free(void *p)
 {
 	struct tls_ent *e = p;
+	tls_list = NULL; /* a post from a later TLS destructor starts afresh */
 	while (e) {
 		struct tls_ent *next = e->next;
+		pq_retire(e->q);
 		free(e);
 		e = next;
 	}
@@ -81,6 +142,7 @@ void fut__post_init(struct fut_loop *loop)
 					     memory_order_relaxed);
 }
 
+/* Appended, so the loop drains queues in the order they were registered. */
 static struct fut__pq *register_queue(struct fut_loop *loop)
 {
 	struct fut__pq *q = calloc(1, sizeof(*q));
@@ -90,11 +152,32 @@ static struct fut__pq *register_queue(struct fut_loop *loop)
 		return NULL;
 	}
 	q->pseg = q->cseg = s;
+	atomic_init(&q->refs, 2);
 	pthread_mutex_lock(&loop->rlock);
-	q->next = atomic_load_explicit(&loop->pqs, memory_order_relaxed);
-	atomic_store_explicit(&loop->pqs, q, memory_order_release);
+	if (loop->pq_tail)
+		atomic_store_explicit(&loop->pq_tail->next, q,
+				      memory_order_release);
+	else
+		atomic_store_explicit(&loop->pqs, q, memory_order_release);
+	loop->pq_tail = q;
 	pthread_mutex_unlock(&loop->rlock);
 	return q;
+}
+
+/* Drop the entries of loops that were freed (and whatever they queued). */
+static void tls_prune(void)
+{
+	struct tls_ent **pe = &tls_list;
+	while (*pe) {
+		struct tls_ent *e = *pe;
+		if (pq_orphaned(e->q)) {
+			*pe = e->next;
+			pq_put(e->q);
+			free(e);
+		} else {
+			pe = &e->next;
+		}
+	}
 }
 
 static struct fut__pq *my_queue(struct fut_loop *loop)
@@ -103,24 +186,21 @@ static struct fut__pq *my_queue(struct fut_loop *loop)
 	for (e = tls_list; e; e = e->next)
 		if (e->loop == loop && e->loop_id == loop->id)
 			return e->q;
-	struct fut__pq *q = register_queue(loop);
-	if (!q)
-		return NULL;
-	for (e = tls_list; e; e = e->next)
-		if (e->loop == loop) /* stale: that loop was freed */
-			break;
-	if (!e) {
-		e = malloc(sizeof(*e));
-		if (!e)
-			return NULL; /* q stays registered; freed with the loop */
-		pthread_once(&tls_once, tls_init);
-		e->next = tls_list;
-		tls_list = e;
+	pthread_once(&tls_once, tls_init);
+	tls_prune();
+	e = malloc(sizeof(*e));
+	struct fut__pq *q = e ? register_queue(loop) : NULL;
+	if (!q) {
+		free(e);
 		pthread_setspecific(tls_key, tls_list);
+		return NULL;
 	}
 	e->loop = loop;
 	e->loop_id = loop->id;
 	e->q = q;
+	e->next = tls_list;
+	tls_list = e;
+	pthread_setspecific(tls_key, tls_list);
 	return q;
 }
 
@@ -167,26 +247,67 @@ void fut__stop_nudge(struct fut_loop *loop)
 	nudge(loop);
 }
 
-/* Run everything published so far; returns how many ran. Loop thread only. */
+/* Run q's posts up to count avail; returns how many ran. */
+static size_t drain_one(struct fut_loop *loop, struct fut__pq *q,
+			uint64_t avail)
+{
+	size_t ran = 0;
+	while (q->consumed < avail) {
+		if (q->cslot == SEG_SLOTS) {
+			struct seg *next = atomic_load_explicit(
+				&q->cseg->next, memory_order_relaxed);
+			free(q->cseg);
+			q->cseg = next;
+			q->cslot = 0;
+		}
+		struct fut__post p = q->cseg->slot[q->cslot++];
+		q->consumed++;
+		ran++;
+		FUT__TIMED(loop, p.fn, "posted callback", p.fn(p.arg));
+	}
+	return ran;
+}
+
+/* Take a retired, drained q (after prev) out of the list; returns the next.
+ * Under rlock: a producer may be appending after q. */
+static struct fut__pq *unlink_queue(struct fut_loop *loop, struct fut__pq *prev,
+				    struct fut__pq *q)
+{
+	pthread_mutex_lock(&loop->rlock);
+	struct fut__pq *next = atomic_load_explicit(&q->next,
+						    memory_order_relaxed);
+	if (prev)
+		atomic_store_explicit(&prev->next, next, memory_order_relaxed);
+	else
+		atomic_store_explicit(&loop->pqs, next, memory_order_relaxed);
+	if (loop->pq_tail == q)
+		loop->pq_tail = prev;
+	pthread_mutex_unlock(&loop->rlock);
+	pq_put(q);
+	return next;
+}
+
+/*
+ * Run everything published so far, oldest queue first; returns how many
+ * ran. A queue whose thread has exited is freed once it is empty: only the
+ * loop frees a queue still in its list, and only after the producer said
+ * it is done with it. Loop thread only.
+ */
 size_t fut__drain_posts(struct fut_loop *loop)
 {
 	size_t any = 0;
+	struct fut__pq *prev = NULL, *next;
 	struct fut__pq *q = atomic_load_explicit(&loop->pqs, memory_order_acquire);
-	for (; q; q = q->next) {
-		uint64_t avail = atomic_load_explicit(&q->published,
-						      memory_order_acquire);
-		while (q->consumed < avail) {
-			if (q->cslot == SEG_SLOTS) {
-				struct seg *next = atomic_load_explicit(
-					&q->cseg->next, memory_order_relaxed);
-				free(q->cseg);
-				q->cseg = next;
-				q->cslot = 0;
-			}
-			struct fut__post p = q->cseg->slot[q->cslot++];
-			q->consumed++;
-			any++;
-			FUT__TIMED(loop, p.fn, "posted callback", p.fn(p.arg));
+	for (; q; q = next) {
+		uint64_t pub = atomic_load_explicit(&q->published,
+						    memory_order_acquire);
+		any += drain_one(loop, q, pub & ~RETIRED);
+		if (pub & RETIRED) {
+			next = unlink_queue(loop, prev, q);
+		} else {
+			next = atomic_load_explicit(&q->next,
+						    memory_order_acquire);
+			prev = q;
 		}
 	}
 	return any;
@@ -195,9 +316,9 @@ size_t fut__drain_posts(struct fut_loop *loop)
 bool fut__posts_pending(struct fut_loop *loop)
 {
 	struct fut__pq *q = atomic_load_explicit(&loop->pqs, memory_order_acquire);
-	for (; q; q = q->next)
-		if (atomic_load_explicit(&q->published, memory_order_acquire) !=
-		    q->consumed)
+	for (; q; q = atomic_load_explicit(&q->next, memory_order_acquire))
+		if ((atomic_load_explicit(&q->published, memory_order_acquire) &
+		     ~RETIRED) != q->consumed)
 			return true;
 	return false;
 }
@@ -237,20 +358,22 @@ bool fut__prepare_sleep(struct fut_loop *loop)
 	return true;
 }
 
+/*
+ * The loop is going: let go of every queue. A thread that is still alive
+ * keeps its queue's header until it exits (or posts again, see
+ * tls_prune), but the segments go now; no post can follow a free.
+ */
 void fut__posts_free(struct fut_loop *loop)
 {
 	struct fut__pq *q = atomic_load_explicit(&loop->pqs, memory_order_acquire);
 	while (q) {
-		struct fut__pq *next = q->next;
-		struct seg *s = q->cseg;
-		while (s) {
-			struct seg *sn = atomic_load_explicit(&s->next,
-							      memory_order_relaxed);
-			free(s);
-			s = sn;
-		}
-		free(q);
+		struct fut__pq *next = atomic_load_explicit(&q->next,
+							    memory_order_relaxed);
+		segs_free(q->cseg);
+		q->cseg = NULL;
+		pq_put(q);
 		q = next;
 	}
 	atomic_store_explicit(&loop->pqs, NULL, memory_order_relaxed);
+	loop->pq_tail = NULL;
 }

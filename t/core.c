@@ -7,6 +7,7 @@
 #include <check.h>
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -534,6 +535,106 @@ START_TEST(post_stop_and_run_rules)
 }
 END_TEST
 
+static size_t heap_in_use(void)
+{
+	struct mallinfo2 mi = mallinfo2(); /* zeros under ASan: no check */
+	return mi.uordblks + mi.hblkhd;
+}
+
+struct spawner {
+	fut_loop *loop;
+	long *count;
+	fut *done;
+};
+
+static void *post_once(void *arg)
+{
+	struct spawner *sp = arg;
+	ck_assert_int_eq(fut_loop_post(sp->loop, bump, sp->count), 0);
+	return NULL;
+}
+
+/* Short-lived threads, one at a time, each posting once. */
+static void *spawn_posters(void *arg)
+{
+	struct spawner *sp = arg;
+	for (int i = 0; i < 2000; i++) {
+		pthread_t th;
+		ck_assert_int_eq(pthread_create(&th, NULL, post_once, sp), 0);
+		pthread_join(th, NULL);
+	}
+	fut_resolve(sp->done, 0);
+	return NULL;
+}
+
+/* A thread that posted and exited leaves no queue behind: each used to
+ * keep 16 KiB and a place in every tick's scan, for the loop's life. */
+START_TEST(exited_posters_leave_nothing)
+{
+	fut_loop *loop = new_loop();
+	long count = 0;
+	struct spawner sp = { loop, &count, fut_new(loop) };
+	pthread_t th;
+	pthread_create(&th, NULL, post_once, &sp); /* warm the allocator */
+	pthread_join(th, NULL);
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	size_t base = heap_in_use();
+	/* The loop runs while they come and go. */
+	pthread_create(&th, NULL, spawn_posters, &sp);
+	wait_for(loop, sp.done);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_int_eq(count, 2001); /* none lost */
+	size_t now = heap_in_use();
+	ck_assert_msg(now < base + (2u << 20),
+		      "2000 exited threads left %zu KiB", (now - base) >> 10);
+	fut_unref(sp.done);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+struct outliver {
+	fut_loop *loop;
+	long *count;
+	pthread_barrier_t *bar;
+};
+
+static void *post_around_free(void *arg)
+{
+	struct outliver *o = arg;
+	ck_assert_int_eq(fut_loop_post(o->loop, bump, o->count), 0);
+	pthread_barrier_wait(o->bar); /* posted */
+	pthread_barrier_wait(o->bar); /* that loop is freed, a new one made */
+	ck_assert_int_eq(fut_loop_post(o->loop, bump, o->count), 0);
+	pthread_barrier_wait(o->bar); /* posted */
+	pthread_barrier_wait(o->bar); /* that one is freed too */
+	return NULL; /* and its queues go at exit (ASan: no use after free) */
+}
+
+/* A posting thread outlives the loops it posted to. */
+START_TEST(poster_outlives_loop)
+{
+	long count = 0;
+	pthread_barrier_t bar;
+	pthread_barrier_init(&bar, NULL, 2);
+	struct outliver o = { new_loop(), &count, &bar };
+	pthread_t th;
+	pthread_create(&th, NULL, post_around_free, &o);
+	pthread_barrier_wait(&bar);
+	ck_assert_int_eq(fut_loop_free(o.loop), 0);
+	ck_assert_int_eq(count, 1); /* run by the free */
+	o.loop = new_loop(); /* perhaps at the same address */
+	pthread_barrier_wait(&bar);
+	pthread_barrier_wait(&bar);
+	ck_assert_int_eq(fut_loop_run(o.loop), 0);
+	ck_assert_int_eq(count, 2);
+	ck_assert_int_eq(fut_loop_free(o.loop), 0);
+	pthread_barrier_wait(&bar);
+	pthread_join(th, NULL);
+	pthread_barrier_destroy(&bar);
+}
+END_TEST
+
 static void free_inside(fut *f, void *arg)
 {
 	*(int *)arg = fut_loop_free(fut_loop_of(f));
@@ -648,6 +749,8 @@ Suite *core_suite(void)
 	tcase_add_test(tc, timer_frees_another_due_now);
 	tcase_add_test(tc, socketpair_ping_pong);
 	tcase_add_test(tc, post_stop_and_run_rules);
+	tcase_add_test(tc, exited_posters_leave_nothing);
+	tcase_add_test(tc, poster_outlives_loop);
 	tcase_add_test(tc, free_inside_callback_is_refused);
 	tcase_add_test(tc, pointer_value_shared_with_wrappers);
 	tcase_add_test(tc, error_names);
