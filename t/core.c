@@ -535,6 +535,46 @@ START_TEST(post_stop_and_run_rules)
 }
 END_TEST
 
+struct seq {
+	fut_loop *loop;
+	int *log, *n, v;
+};
+
+static void log_post(void *arg)
+{
+	struct seq *s = arg;
+	s->log[(*s->n)++] = s->v;
+}
+
+static void *post_seq(void *arg)
+{
+	struct seq *s = arg;
+	ck_assert_int_eq(fut_loop_post(s->loop, log_post, s), 0);
+	return NULL;
+}
+
+/* fut_loop_post(3) promises only each thread's own order, but queues are
+ * drained oldest first, so a thread that posts after another one posted
+ * and was joined does not overtake it (newest first, it did). */
+START_TEST(post_drain_oldest_queue_first)
+{
+	fut_loop *loop = new_loop();
+	int log[3] = { 0 }, n = 0;
+	struct seq s[3];
+	for (int i = 0; i < 3; i++) {
+		pthread_t th;
+		s[i] = (struct seq){ loop, log, &n, i + 1 };
+		pthread_create(&th, NULL, post_seq, &s[i]);
+		pthread_join(th, NULL);
+	}
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_int_eq(n, 3);
+	ck_assert_msg(log[0] == 1 && log[1] == 2 && log[2] == 3,
+		      "ran %d %d %d", log[0], log[1], log[2]);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 static size_t heap_in_use(void)
 {
 	struct mallinfo2 mi = mallinfo2(); /* zeros under ASan: no check */
@@ -749,6 +789,7 @@ Suite *core_suite(void)
 	tcase_add_test(tc, timer_frees_another_due_now);
 	tcase_add_test(tc, socketpair_ping_pong);
 	tcase_add_test(tc, post_stop_and_run_rules);
+	tcase_add_test(tc, post_drain_oldest_queue_first);
 	tcase_add_test(tc, exited_posters_leave_nothing);
 	tcase_add_test(tc, poster_outlives_loop);
 	tcase_add_test(tc, free_inside_callback_is_refused);
