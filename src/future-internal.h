@@ -293,6 +293,8 @@ void fut__posts_free(struct fut_loop *loop);
 void fut__update_time(struct fut_loop *loop);
 /* The monotonic clock in ms, rounded up: deadlines are never early. */
 uint64_t fut__clock_ms_ceil(void);
+/* The same, truncated: what loop->now would be if the tick started now. */
+uint64_t fut__clock_ms(void);
 
 /* io.c */
 struct fut__op *fut__op_alloc(struct fut_loop *loop, int kind);

@@ -23,11 +23,16 @@ uint64_t fut__clock_ms_ceil(void)
 	       ((uint64_t)ts.tv_nsec + 999999u) / 1000000u;
 }
 
-void fut__update_time(struct fut_loop *loop)
+uint64_t fut__clock_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	loop->now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void fut__update_time(struct fut_loop *loop)
+{
+	loop->now = fut__clock_ms();
 }
 
 fut_loop *fut_loop_new(const struct fut_loop_opts *opts, int *err)

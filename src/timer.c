@@ -275,10 +275,16 @@ static void periodic_fire(struct fut__tnode *tn)
 		free(t);
 		return;
 	}
-	/* Skip the runs we are late for instead of firing them in a burst. */
-	uint64_t next = tn->when + t->period;
-	if (next <= loop->now)
-		next += ((loop->now - next) / t->period + 1) * t->period;
+	/* Skip the runs we are late for instead of firing them in a burst:
+	 * the next run is the first of the original schedule still ahead.
+	 * The clock, not loop->now: that is the tick's start, and a slow
+	 * callback (this one included) would leave every missed run looking
+	 * due, so they ran back to back. */
+	uint64_t now = fut__clock_ms();
+	uint64_t next = t->period > UINT64_MAX - tn->when ?
+			UINT64_MAX : tn->when + t->period;
+	if (next <= now)
+		next += ((now - next) / t->period + 1) * t->period;
 	fut__timer_arm(loop, tn, next);
 }
 
@@ -299,8 +305,11 @@ fut_timer *fut_timer_new(fut_loop *loop, uint64_t period_ms, fut_timer_fn fn,
 	if (t->next)
 		t->next->prev = t;
 	loop->timers = t;
-	uint64_t when = period_ms > UINT64_MAX - loop->now ?
-			UINT64_MAX : loop->now + period_ms;
+	/* As fut_sleep: the first run is a whole period from now, however
+	 * long ago this tick started. */
+	uint64_t start = fut__clock_ms_ceil();
+	uint64_t when = period_ms > UINT64_MAX - start ?
+			UINT64_MAX : start + period_ms;
 	fut__timer_arm(loop, &t->tn, when);
 	return t;
 }

@@ -385,6 +385,77 @@ START_TEST(periodic_timer)
 }
 END_TEST
 
+static int64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Starts of a periodic timer's runs, in us since it was created. */
+struct runs {
+	int64_t t0, at[16];
+	int n;
+	unsigned busy_ms, stop_ms;
+};
+
+static void note_run(fut_timer *t, void *arg)
+{
+	struct runs *r = arg;
+	int64_t at = now_us() - r->t0;
+	r->at[r->n++] = at;
+	if (at >= (int64_t)r->stop_ms * 1000 || r->n == 16)
+		fut_timer_free(t);
+	else
+		usleep(r->busy_ms * 1000);
+}
+
+static void slow_then_timer(fut *f, void *arg)
+{
+	struct runs *r = arg;
+	usleep(60000); /* this tick's time is now 60 ms old */
+	r->t0 = now_us();
+	ck_assert_ptr_nonnull(fut_timer_new(fut_loop_of(f), 50, note_run, r));
+}
+
+/* The first run is a period after the timer's creation, not after the
+ * start of the tick that created it. */
+START_TEST(periodic_timer_first_run_after_creation)
+{
+	fut_loop *loop = new_loop();
+	struct runs r = { .stop_ms = 0 };
+	fut_on_done(fut_resolved(loop, 0), slow_then_timer, &r);
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_int_eq(r.n, 1);
+	ck_assert_msg(r.at[0] >= 49000, "first run %lld us after creation",
+		      (long long)r.at[0]);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/* A callback longer than the period: the runs it overlapped are skipped,
+ * not run back to back. 50 ms period, 125 ms runs: the schedule's points
+ * at 50, 200, 350, 500... are the only ones a run can start at or after,
+ * so at most three start before 475 ms (back to back: 50, 175, 300, 425). */
+START_TEST(periodic_timer_skips_missed_runs)
+{
+	fut_loop *loop = new_loop();
+	struct runs r = { .busy_ms = 125, .stop_ms = 475 };
+	r.t0 = now_us();
+	ck_assert_ptr_nonnull(fut_timer_new(loop, 50, note_run, &r));
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	int early = 0;
+	while (early < r.n && r.at[early] < 475000)
+		early++;
+	ck_assert_int_ge(r.at[0], 49000);
+	ck_assert_msg(early >= 1 && early <= 3,
+		      "%d runs in 475 ms, at %lld %lld %lld %lld us", early,
+		      (long long)r.at[0], (long long)r.at[1],
+		      (long long)r.at[2], (long long)r.at[3]);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 /* A timer's callback frees, or cancels, what is due in the same tick. */
 static fut_timer *due_pair[2];
 static fut *due_sleep;
@@ -786,6 +857,8 @@ Suite *core_suite(void)
 	tcase_add_test(tc, all_any_timeout_mixed);
 	tcase_add_test(tc, timers_fire_in_deadline_order);
 	tcase_add_test(tc, periodic_timer);
+	tcase_add_test(tc, periodic_timer_first_run_after_creation);
+	tcase_add_test(tc, periodic_timer_skips_missed_runs);
 	tcase_add_test(tc, timer_frees_another_due_now);
 	tcase_add_test(tc, socketpair_ping_pong);
 	tcase_add_test(tc, post_stop_and_run_rules);
