@@ -164,7 +164,7 @@ static struct fut__pq *register_queue(struct fut_loop *loop)
 	return q;
 }
 
-/* Drop the entries of loops that were freed (and whatever they queued). */
+/* Drop the entries of loops that were freed: only a header is left. */
 static void tls_prune(void)
 {
 	struct tls_ent **pe = &tls_list;
