@@ -394,8 +394,12 @@ int fut_on_done(fut *f, fut_cb cb, void *arg)
 	return 0;
 }
 
-/* Loop teardown: end every pending future. Returns how many it touched. */
-size_t fut__cancel_all(struct fut_loop *loop)
+/*
+ * Loop teardown: cancel every pending future, or with force end it at
+ * once (the last resort, for what cancelling cannot end). Returns how many
+ * it touched.
+ */
+static size_t end_pending(struct fut_loop *loop, bool force)
 {
 	size_t n = 0;
 	for (struct fut__slab *s = loop->fslabs; s; s = s->next) {
@@ -406,7 +410,10 @@ size_t fut__cancel_all(struct fut_loop *loop)
 				continue;
 			/* Hold it: cancelling may drop the producer's ref. */
 			f->refs++;
-			(void)fut_cancel(f);
+			if (force)
+				fut__complete(f, 0, -ECANCELED);
+			else
+				(void)fut_cancel(f);
 			fut_unref(f);
 			n++;
 		}
@@ -414,20 +421,14 @@ size_t fut__cancel_all(struct fut_loop *loop)
 	return n;
 }
 
-/* Loop teardown's last resort: end every pending future. */
+size_t fut__cancel_all(struct fut_loop *loop)
+{
+	return end_pending(loop, false);
+}
+
 void fut__end_all(struct fut_loop *loop)
 {
-	for (struct fut__slab *s = loop->fslabs; s; s = s->next) {
-		fut *objs = (fut *)(s + 1);
-		for (size_t i = 0; i < s->n; i++) {
-			fut *f = &objs[i];
-			if (load_state(f) != ST_PENDING)
-				continue;
-			f->refs++;
-			fut__complete(f, 0, -ECANCELED);
-			fut_unref(f);
-		}
-	}
+	(void)end_pending(loop, true);
 }
 
 /*

@@ -1551,32 +1551,68 @@ END_TEST
 
 /*
  * Name resolution, with a resolver the test controls: a child process in
- * its own mount namespace sees a hosts file and an nsswitch.conf ("hosts:
- * files") of ours over /etc. twoaddr.test has two addresses; the server
- * listens on the one getaddrinfo lists last, so the first refuses and the
- * client must go on to the next. Returns what the child found wrong, or
- * NULL; *skipped is set where no mount namespace can be had.
+ * its own mount namespace sees files of ours over /etc (hosts,
+ * nsswitch.conf, resolv.conf). Runs child() there and returns its exit
+ * status; 77 means no mount namespace could be had (not root, a sandbox),
+ * and the test is then skipped with a message. A child must not use
+ * ck_assert (with CK_FORK=no it would unwind into the runner): it returns
+ * a code, and alarm() bounds a hang.
  */
-static void write_file(const char *path, const char *text)
+struct etc_file {
+	const char *name, *text;
+};
+
+static int in_resolver_ns(const char *test, const struct etc_file *files,
+			  int nfiles, int (*child)(void))
 {
-	FILE *f = fopen(path, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(text, f);
-	ck_assert_int_eq(fclose(f), 0);
+	char dir[] = "/tmp/fut-resolv-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char path[256];
+	for (int i = 0; i < nfiles; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i].name);
+		FILE *f = fopen(path, "w");
+		ck_assert_ptr_nonnull(f);
+		fputs(files[i].text, f);
+		ck_assert_int_eq(fclose(f), 0);
+	}
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* The type is ignored for these; "none" rather than NULL
+		 * keeps valgrind's syscall checks quiet. */
+		if (unshare(CLONE_NEWNS) != 0 ||
+		    mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
+			_exit(77);
+		for (int i = 0; i < nfiles; i++) {
+			char etc[64];
+			snprintf(path, sizeof(path), "%s/%s", dir,
+				 files[i].name);
+			snprintf(etc, sizeof(etc), "/etc/%s", files[i].name);
+			if (mount(path, etc, "none", MS_BIND, NULL) != 0)
+				_exit(77);
+		}
+		alarm(20);
+		_exit(child());
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	for (int i = 0; i < nfiles; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i].name);
+		unlink(path);
+	}
+	rmdir(dir);
+	ck_assert(WIFEXITED(st));
+	if (WEXITSTATUS(st) == 77)
+		fprintf(stderr, "%s: no mount namespace here, not checked\n",
+			test);
+	return WEXITSTATUS(st) == 77 ? 0 : WEXITSTATUS(st);
 }
 
-static int resolver_child(const char *dir)
+/* twoaddr.test has two addresses; the server listens on the one
+ * getaddrinfo lists last, so the first refuses and the client must go on
+ * to the next. */
+static int every_address_child(void)
 {
-	char hosts[256], nss[256];
-	snprintf(hosts, sizeof(hosts), "%s/hosts", dir);
-	snprintf(nss, sizeof(nss), "%s/nsswitch.conf", dir);
-	/* The type is ignored for these; "none" rather than NULL keeps
-	 * valgrind's syscall checks quiet. */
-	if (unshare(CLONE_NEWNS) != 0 ||
-	    mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
-	    mount(hosts, "/etc/hosts", "none", MS_BIND, NULL) != 0 ||
-	    mount(nss, "/etc/nsswitch.conf", "none", MS_BIND, NULL) != 0)
-		return 77;
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai, *last;
 	if (getaddrinfo("twoaddr.test", "80", &hints, &ai) != 0)
 		return 10;
@@ -1591,10 +1627,6 @@ static int resolver_child(const char *dir)
 		return 12;
 	freeaddrinfo(ai);
 
-	/* No ck_assert from here on: in a child it would unwind into the
-	 * test runner (CK_FORK=no) instead of failing the test. alarm()
-	 * bounds a hang; the parent sees the signal. */
-	alarm(20);
 	fut_loop *loop = fut_loop_new(NULL, NULL);
 	fut_http_server *srv = NULL;
 	struct fut_http_server_opts o = { .host = host, .handler = handler };
@@ -1624,35 +1656,15 @@ static int resolver_child(const char *dir)
 
 START_TEST(fetch_tries_every_address)
 {
-	char dir[] = "/tmp/fut-resolv-XXXXXX";
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	char path[256];
-	snprintf(path, sizeof(path), "%s/hosts", dir);
-	write_file(path, "127.0.0.1 twoaddr.test\n127.0.0.2 twoaddr.test\n");
-	snprintf(path, sizeof(path), "%s/nsswitch.conf", dir);
-	write_file(path, "hosts: files\n");
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0)
-		_exit(resolver_child(dir));
-	int st;
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	snprintf(path, sizeof(path), "%s/hosts", dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/nsswitch.conf", dir);
-	unlink(path);
-	rmdir(dir);
-	ck_assert(WIFEXITED(st));
-	if (WEXITSTATUS(st) == 77) {
-		/* Not root, or a sandbox without mount namespaces. */
-		fprintf(stderr, "fetch_tries_every_address: no mount "
-				"namespace here, not checked\n");
-		return;
-	}
+	static const struct etc_file files[] = {
+		{ "hosts", "127.0.0.1 twoaddr.test\n127.0.0.2 twoaddr.test\n" },
+		{ "nsswitch.conf", "hosts: files\n" },
+	};
 	/* 10..13: the namespace's resolver or the server; 20/21: the second
 	 * address was not tried; 30/31: an unknown name did not give
 	 * ERESOLVE. */
-	ck_assert_int_eq(WEXITSTATUS(st), 0);
+	ck_assert_int_eq(in_resolver_ns("fetch_tries_every_address", files, 2,
+					every_address_child), 0);
 }
 END_TEST
 
@@ -1663,27 +1675,14 @@ END_TEST
  * request gets the slot at once (and its own connect timeout), instead
  * of a queue timeout while the first lookup runs on.
  */
-static int slow_resolver_child(const char *dir)
+static int hung_lookup_child(void)
 {
-	char path[256];
-	const char *files[] = { "hosts", "nsswitch.conf", "resolv.conf" };
-	if (unshare(CLONE_NEWNS) != 0 ||
-	    mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
-		return 77;
-	for (int i = 0; i < 3; i++) {
-		char etc[64];
-		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-		snprintf(etc, sizeof(etc), "/etc/%s", files[i]);
-		if (mount(path, etc, "none", MS_BIND, NULL) != 0)
-			return 77;
-	}
 	int dns = socket(AF_INET, SOCK_DGRAM, 0);
 	struct sockaddr_in a = { .sin_family = AF_INET,
 				 .sin_port = htons(53),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	if (dns < 0 || bind(dns, (struct sockaddr *)&a, sizeof(a)) != 0)
 		return 77; /* port 53 taken: a resolver runs here */
-	alarm(20);
 	fut_loop *loop = fut_loop_new(NULL, NULL);
 	if (!loop)
 		return 10;
@@ -1705,36 +1704,16 @@ static int slow_resolver_child(const char *dir)
 
 START_TEST(hung_lookup_frees_its_slot)
 {
-	char dir[] = "/tmp/fut-resolv-XXXXXX";
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	char path[256];
-	snprintf(path, sizeof(path), "%s/hosts", dir);
-	write_file(path, "127.0.0.1 localhost\n");
-	snprintf(path, sizeof(path), "%s/nsswitch.conf", dir);
-	write_file(path, "hosts: dns\n");
-	snprintf(path, sizeof(path), "%s/resolv.conf", dir);
-	write_file(path, "nameserver 127.0.0.1\noptions timeout:2 attempts:1\n");
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0)
-		_exit(slow_resolver_child(dir));
-	int st;
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	const char *files[] = { "hosts", "nsswitch.conf", "resolv.conf" };
-	for (int i = 0; i < 3; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-		unlink(path);
-	}
-	rmdir(dir);
-	ck_assert(WIFEXITED(st));
-	if (WEXITSTATUS(st) == 77) {
-		fprintf(stderr, "hung_lookup_frees_its_slot: no mount "
-				"namespace or port 53 here, not checked\n");
-		return;
-	}
+	static const struct etc_file files[] = {
+		{ "hosts", "127.0.0.1 localhost\n" },
+		{ "nsswitch.conf", "hosts: dns\n" },
+		{ "resolv.conf",
+		  "nameserver 127.0.0.1\noptions timeout:2 attempts:1\n" },
+	};
 	/* 20: the first request did not time out connecting; 21: the
 	 * second waited in the queue for the first one's lookup. */
-	ck_assert_int_eq(WEXITSTATUS(st), 0);
+	ck_assert_int_eq(in_resolver_ns("hung_lookup_frees_its_slot", files, 3,
+					hung_lookup_child), 0);
 }
 END_TEST
 
@@ -1995,6 +1974,18 @@ static int64_t script_job(void *arg)
 
 #define OK2 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
+/* Listen on a fresh port (its URL in u) and play steps on a pool
+ * thread. */
+static fut *script_start(fut_loop *loop, struct script *x,
+			 const struct step *steps, char *u)
+{
+	memset(x, 0, sizeof(*x));
+	x->fd = bound_socket(u);
+	x->steps = steps;
+	ck_assert_int_eq(listen(x->fd, 8), 0);
+	return fut_run_blocking(loop, script_job, x);
+}
+
 static fut *fetch_ms(fut_loop *loop, const char *u,
 		     const struct fut_http_fetch_opts *o, int *ms)
 {
@@ -2020,9 +2011,8 @@ START_TEST(fetch_checks_pooled_connections)
 	static const struct step closes[] = {
 		{ 'a', 0, 0 }, { 'r', 0, 0 }, { 's', OK2, 0 }, { 'c', 0, 0 },
 		{ 'a', 0, 0 }, { 'r', 0, 0 }, { 's', OK2, 0 }, { 0, 0, 0 } };
-	struct script x = { .fd = bound_socket(u), .steps = closes };
-	ck_assert_int_eq(listen(x.fd, 8), 0);
-	fut *job = fut_run_blocking(loop, script_job, &x);
+	struct script x;
+	fut *job = script_start(loop, &x, closes, u);
 	struct fut_http_fetch_opts post = { .method = "POST", .body = "b",
 					    .body_len = 1 };
 	fut *f = fetch_ms(loop, u, &post, &ms);
@@ -2045,9 +2035,8 @@ START_TEST(fetch_checks_pooled_connections)
 		{ 'c', 0, 0 }, { 0, 0, 0 } };
 	static const struct step second[] = {
 		{ 'a', 0, 0 }, { 'r', 0, 0 }, { 's', OK2, 0 }, { 0, 0, 0 } };
-	struct script y = { .fd = bound_socket(u), .steps = holds };
-	ck_assert_int_eq(listen(y.fd, 8), 0);
-	job = fut_run_blocking(loop, script_job, &y);
+	struct script y;
+	job = script_start(loop, &y, holds, u);
 	struct fut_http_fetch_opts idle = { .idle_timeout_ms = 100 };
 	f = fetch_ms(loop, u, &idle, &ms);
 	ck_assert_int_eq(fut_error(f), 0);
@@ -2080,9 +2069,8 @@ START_TEST(fetch_retry_keeps_request_timeout)
 		{ 'r', 0, 0 }, { 'w', 0, 600 }, { 'c', 0, 0 },
 		{ 'a', 0, 0 }, { 'r', 0, 0 }, { 'w', 0, 700 }, { 's', OK2, 0 },
 		{ 0, 0, 0 } };
-	struct script x = { .fd = bound_socket(u), .steps = first };
-	ck_assert_int_eq(listen(x.fd, 8), 0);
-	fut *job = fut_run_blocking(loop, script_job, &x);
+	struct script x;
+	fut *job = script_start(loop, &x, first, u);
 	struct fut_http_fetch_opts o = { .request_timeout_ms = 1000 };
 	fut *f = fetch_ms(loop, u, &o, &ms);
 	ck_assert_int_eq(fut_error(f), 0);
@@ -2111,9 +2099,8 @@ START_TEST(fetch_interim_and_many_headers)
 		{ 'a', 0, 0 }, { 'r', 0, 0 }, { 's', OK2, 0 }, { 'r', 0, 0 },
 		{ 's', "HTTP/1.1 100 Continue\r\n\r\n", 0 }, { 'c', 0, 0 },
 		{ 0, 0, 0 } };
-	struct script x = { .fd = bound_socket(u), .steps = interim };
-	ck_assert_int_eq(listen(x.fd, 8), 0);
-	fut *job = fut_run_blocking(loop, script_job, &x);
+	struct script x;
+	fut *job = script_start(loop, &x, interim, u);
 	struct fut_http_fetch_opts o = { .request_timeout_ms = 3000 };
 	fut *f = fetch_ms(loop, u, &o, &ms);
 	ck_assert_int_eq(fut_error(f), 0);
