@@ -226,7 +226,12 @@ static int64_t attempt(struct ep *ep, struct fut__op *op)
 	for (;;) {
 		switch (op->kind) {
 		case OP_RECV:
-			if ((op->flags & MSG_WAITALL) && op->len)
+			/* Gathered for a stream, as the kernel would block
+			 * for; MSG_PEEK would copy the same bytes again, and a
+			 * datagram is one message whatever the flag. */
+			if ((op->flags & MSG_WAITALL) && op->len &&
+			    !(op->flags & MSG_PEEK) &&
+			    (size_t)fd < ep->nfds && ep->fds[fd].stream)
 				return recv_all(op);
 			r = recv(fd, op->buf, op->len, op->flags | MSG_DONTWAIT);
 			break;

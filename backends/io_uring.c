@@ -51,7 +51,7 @@
 
 enum { Q_READ = FUT__SIDE_READ, Q_WRITE = FUT__SIDE_WRITE,
        Q_POLL = FUT__SIDE_POLL, NQ = FUT__NSIDES };
-enum { B_NONE = 0, B_FDQ, B_RING, B_ACC, B_PARK };
+enum { B_NONE = 0, B_FDQ, B_RING, B_ACC };
 
 /* A listening fd's multishot accept and the connections it took that no
  * fut_accept has asked for yet. */
@@ -214,6 +214,10 @@ static void to_ring(struct uring *u, struct fut__op *op)
 	/* The ring would answer MSG_DONTWAIT with -EAGAIN; every backend
 	 * waits for readiness instead. */
 	int flags = op->flags & ~MSG_DONTWAIT;
+	/* The ring's own MSG_WAITALL retry would peek the same bytes again
+	 * into the rest of the buffer. */
+	if (flags & MSG_PEEK)
+		flags &= ~MSG_WAITALL;
 	switch (op->kind) {
 	case OP_ACCEPT:
 		io_uring_prep_accept(sqe, op->fd, op->addr, op->addrlen,
@@ -419,12 +423,6 @@ static void close_fd(struct uring *u, struct fut__op *op)
 		w->bq = B_NONE;
 		fut__op_complete(w, -ECANCELED);
 	}
-	if (fs && fs->inflight[Q_POLL] && fs->inflight[Q_POLL]->bq == B_PARK) {
-		struct fut__op *w = fs->inflight[Q_POLL];
-		fs->inflight[Q_POLL] = NULL;
-		w->bq = B_NONE;
-		fut__op_complete(w, -ECANCELED);
-	}
 	if (fs)
 		fs->kind = K_UNKNOWN; /* the number may come back as anything */
 	if (fs && fs->acc) {
@@ -524,13 +522,6 @@ static int ur_cancel(struct fut_loop *loop, struct fut__op *op)
 		advance(u, fd, Q_READ);
 		return 0;
 	}
-	if (op->bq == B_PARK) {
-		int fd = op->fd, qi = (int)OP_QI(op);
-		op->bq = B_NONE;
-		fut__op_complete(op, -ECANCELED);
-		advance(u, fd, qi);
-		return 0;
-	}
 	if (op->bq == B_FDQ) {
 		fut__opq_unlink(&u->fds[op->fd].q[OP_QI(op)], op);
 		op->bq = B_NONE;
@@ -548,17 +539,14 @@ static int ur_cancel(struct fut_loop *loop, struct fut__op *op)
 static void completed(struct uring *u, struct fut__op *op, int res)
 {
 	if (op->kind == OP_POLL && res > 0) {
-		/* The kernel reports POLLRDHUP to every poll: report what
-		 * was asked for, as poll(2) does. When that is nothing the
-		 * poll waits on, parked: the half-close is for good, and a
-		 * poll re-armed on it would complete again at once. Only a
-		 * cancel or a close ends it (as on epoll, which saw its one
-		 * edge). */
-		res &= op->events | POLLERR | POLLHUP | POLLNVAL;
-		if (!res) {
-			op->bq = B_PARK;
-			return;
-		}
+		/* The kernel reports POLLRDHUP to every poll: report only what
+		 * was asked for, as poll(2) does, when anything asked for is
+		 * there. A result of POLLRDHUP alone is passed on: re-arming
+		 * would complete at once again (the half-close is for good),
+		 * and parking the poll would miss the event it waits for. */
+		int asked = res & (op->events | POLLERR | POLLHUP | POLLNVAL);
+		if (asked)
+			res = asked;
 	}
 	if ((op->kind == OP_SEND || op->kind == OP_WRITE) && res > 0) {
 		op->done += (size_t)res;
@@ -569,8 +557,12 @@ static void completed(struct uring *u, struct fut__op *op, int res)
 		res = (int)(op->len > INT32_MAX ? INT32_MAX : op->len);
 	}
 	/* MSG_WAITALL past one SQE's length: wait for the rest too. */
-	bool waitall = op->kind == OP_RECV && (op->flags & MSG_WAITALL);
-	if (waitall && res > 0) {
+	bool waitall = op->kind == OP_RECV && (op->flags & MSG_WAITALL) &&
+		       !(op->flags & MSG_PEEK);
+	if (waitall && res > 0 && (unsigned)res == MAX_RW) {
+		/* The kernel's MSG_WAITALL got all of a clamped SQE: go on
+		 * for the rest. A shorter result is its own answer (end of
+		 * stream, a datagram, an error after some bytes). */
 		op->done += (size_t)res;
 		if (op->done < op->len) {
 			to_ring(u, op);
@@ -580,7 +572,10 @@ static void completed(struct uring *u, struct fut__op *op, int res)
 	int fd = op->fd;
 	int qi = (int)OP_QI(op);
 	op->bq = B_NONE;
-	int64_t r = waitall && op->done ? (int64_t)op->done : res;
+	int64_t r = res;
+	if (waitall && op->done) /* the last SQE's bytes are not in done */
+		r = (int64_t)op->done +
+		    (op->done < op->len && res > 0 ? res : 0);
 	if ((op->kind == OP_SEND || op->kind == OP_WRITE) && res >= 0)
 		r = (int64_t)op->len;
 	fut__op_complete(op, r);

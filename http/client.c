@@ -257,9 +257,12 @@ static void on_watch(fut *f, void *arg)
 		struct request *r = c->req;
 		c->req = NULL;
 		c->state = C_BUSY;
-		/* Not this request's fault: get it another connection. */
-		if (r->phase != R_DONE)
+		/* Not this request's fault: get it another connection. It
+		 * was not sent, so its request timeout starts afresh. */
+		if (r->phase != R_DONE) {
+			r->deadline = 0;
 			start_connect(r->pool, r);
+		}
 		conn_destroy(c);
 		req_unref(r);
 		return;

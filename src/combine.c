@@ -324,7 +324,6 @@ fut *fut_at(const fut *g, size_t i)
 struct tmo {
 	fut *inner, *timer;
 	bool timed_out;
-	bool cancelled;  /* g ends -ECANCELED, even if inner ends well */
 	bool cancelling; /* inside tmo_cancel: a cycle comes back once */
 };
 
@@ -333,9 +332,9 @@ static void tmo_try_end(fut *g)
 	struct tmo *t = g->pdata;
 	if (!pending(g) || pending(t->inner))
 		return;
-	if (t->cancelled)
-		fut__complete(g, 0, -ECANCELED);
-	else if (t->timed_out && fut_error(t->inner) == -ECANCELED)
+	/* Cancelled, g ends as inner did, even if inner won the race with
+	 * the cancel: its result (bytes a recv consumed) is not lost. */
+	if (t->timed_out && fut_error(t->inner) == -ECANCELED)
 		fut__complete(g, 0, -ETIMEDOUT);
 	else
 		fut__adopt(g, t->inner);
@@ -366,7 +365,6 @@ static void tmo_timer_done(fut *tf, void *arg)
 static int tmo_cancel(fut *g)
 {
 	struct tmo *t = g->pdata;
-	t->cancelled = true;
 	if (t->cancelling)
 		return 0;
 	t->cancelling = true;

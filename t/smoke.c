@@ -4,6 +4,9 @@
  * backend has (immediate, queued, partial, pooled), cancellation reaching
  * the work, and clean teardown with work still pending.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* POLLRDHUP */
+#endif
 #include <future.h>
 
 #include <arpa/inet.h>
@@ -569,6 +572,68 @@ START_TEST(recv_waitall_gathers)
 	fut_unref(f);
 	close(sv[0]);
 	close(sv[1]);
+	/* MSG_PEEK never gives the same bytes twice in one result. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	char pk[16];
+	ck_assert_int_eq(write(sv[1], "abcde", 5), 5);
+	f = fut_recv(loop, sv[0], pk, sizeof(pk), MSG_PEEK | MSG_WAITALL);
+	run_for(loop, 30);
+	ck_assert_int_eq(write(sv[1], "fghijklmnop", 11), 11);
+	wait_for(loop, f);
+	ck_assert_int_gt(fut_value(f), 0);
+	ck_assert(!memcmp(pk, "abcdefghijklmnop", (size_t)fut_value(f)));
+	fut_unref(f);
+	f = fut_close(loop, sv[0]);
+	wait_for(loop, f);
+	fut_unref(f);
+	close(sv[1]);
+	/* A datagram is one message, MSG_WAITALL or not. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0);
+	ck_assert_int_eq(write(sv[1], "0123456789", 10), 10);
+	ck_assert_int_eq(write(sv[1], "abcdefghij", 10), 10);
+	f = fut_recv(loop, sv[0], pk, sizeof(pk), MSG_WAITALL);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_value(f), 10);
+	fut_unref(f);
+	f = fut_close(loop, sv[0]);
+	wait_for(loop, f);
+	fut_unref(f);
+	close(sv[1]);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/*
+ * A poll for POLLOUT on a socket whose send buffer is full, when the peer
+ * shuts down its side and then reads: it ends (with POLLOUT; on io_uring
+ * possibly with POLLRDHUP alone, which the kernel adds to every poll, see
+ * fut_poll(3)) instead of waiting for good.
+ */
+START_TEST(poll_out_after_peer_half_close)
+{
+	fut_loop *loop = new_loop();
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+	static char junk[4096];
+	while (send(sv[0], junk, sizeof(junk), MSG_DONTWAIT) > 0)
+		;
+	fut *f = fut_poll(loop, sv[0], POLLOUT);
+	run_for(loop, 20);
+	ck_assert_int_eq(fut_state(f), FUT_PENDING);
+	shutdown(sv[1], SHUT_WR);
+	run_for(loop, 20);
+	while (recv(sv[1], junk, sizeof(junk), MSG_DONTWAIT) > 0)
+		;
+	wait_for(loop, f);
+	ck_assert_msg(fut_value(f) == POLLOUT || fut_value(f) == POLLRDHUP,
+		      "revents %#llx, error %s", (unsigned long long)fut_value(f),
+		      fut_strerror(fut_error(f)));
+	fut_unref(f);
+	f = fut_close(loop, sv[0]);
+	wait_for(loop, f);
+	fut_unref(f);
+	close(sv[1]);
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
 END_TEST
@@ -598,12 +663,9 @@ START_TEST(backends_agree_on_edges)
 		      !(fut_value(f) & ~(POLLIN | POLLHUP | POLLERR)),
 		      "revents %#llx", (unsigned long long)fut_value(f));
 	fut_unref(f);
-	f = fut_poll(loop, sv[0], POLLPRI);
-	run_for(loop, 30);
-	ck_assert_int_eq(fut_state(f), FUT_PENDING);
-	fut_cancel(f);
+	f = fut_poll(loop, sv[0], POLLOUT);
 	wait_for(loop, f);
-	ck_assert_int_eq(fut_error(f), -ECANCELED);
+	ck_assert_int_eq(fut_value(f), POLLOUT);
 	fut_unref(f);
 	/* Sending nothing is done at once, even on a shut-down socket. */
 	shutdown(sv[0], SHUT_WR);
@@ -1069,7 +1131,8 @@ END_TEST
  * A cancel that reaches an op only after it has completed (io_uring and
  * threads cancel asynchronously; the recv below is done in the kernel or
  * on a worker before the loop hears of it) still cancels what waits on it:
- * fut_then's fn does not run, a fut_timeout ends -ECANCELED.
+ * fut_then's fn does not run. A fut_timeout passes the recv's result on
+ * (the byte it consumed is not lost), as the recv's own future would.
  */
 static int then_fn_calls;
 
@@ -1096,9 +1159,13 @@ START_TEST(late_cancel_still_cancels)
 		then_fn_calls = 0;
 		ck_assert_int_eq(fut_cancel(g), 0);
 		wait_for(loop, g);
-		ck_assert_msg(fut_error(g) == -ECANCELED, "%s: %s",
-			      kind ? "timeout" : "then",
-			      fut_strerror(fut_error(g)));
+		if (kind) /* -ECANCELED on epoll, the byte elsewhere */
+			ck_assert_msg(fut_error(g) == -ECANCELED ||
+				      fut_value(g) == 1, "timeout: %s",
+				      fut_strerror(fut_error(g)));
+		else
+			ck_assert_msg(fut_error(g) == -ECANCELED, "then: %s",
+				      fut_strerror(fut_error(g)));
 		ck_assert_int_eq(then_fn_calls, 0);
 		fut_unref(g);
 		close(sv[0]);
@@ -1221,6 +1288,7 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, file_close_stops_its_operations);
 	tcase_add_test(tc, recv_waitall_gathers);
 	tcase_add_test(tc, backends_agree_on_edges);
+	tcase_add_test(tc, poll_out_after_peer_half_close);
 	tcase_add_test(tc, zero_length_recv_waits_for_data);
 	tcase_add_test(tc, invalid_io_arguments);
 	tcase_add_test(tc, blocking_jobs);
