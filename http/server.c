@@ -184,15 +184,14 @@ static void out_trim(struct outbuf *b)
 	}
 }
 
-static void trim(struct conn *c)
+/* The output side is trimmed by flush, once a response is all sent. */
+static void in_trim(struct conn *c)
 {
 	if (!c->in_len && c->in_cap > BUF_KEEP) {
 		free(c->in);
 		c->in = NULL;
 		c->in_cap = 0;
 	}
-	out_trim(&c->out);
-	out_trim(&c->next_out);
 }
 
 /* The IMF-fixdate of the current second, regenerated once a second. */
@@ -925,7 +924,7 @@ static void conn_next(struct conn *c)
 	c->seen = 0;
 	c->first = 0;
 	c->timed_out = 0;
-	trim(c);
+	in_trim(c);
 	if (c->in_len) {
 		process_input(c);
 		return;
