@@ -36,6 +36,7 @@ struct fdstate {
 	struct fut__op *close_op; /* waits for fq's running ops */
 	uint8_t kind;
 	bool registered;
+	bool sock;
 	bool stream;   /* SOCK_STREAM: a short recv means the buffer is empty */
 	bool rdrained; /* known empty until the next EPOLLIN edge */
 	bool rdhup;    /* the peer's FIN (or an error) was seen: stays readable */
@@ -126,6 +127,7 @@ static int classify(struct fdstate *fs, int fd)
 	if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
 		return -errno;
 	fs->kind = FD_POLLABLE;
+	fs->sock = S_ISSOCK(st.st_mode);
 	int type = 0;
 	socklen_t tl = sizeof(type);
 	fs->stream = S_ISSOCK(st.st_mode) &&
@@ -170,6 +172,7 @@ static void adopt_accepted(struct ep *ep, int nfd, bool stream)
 		(void)epoll_ctl(ep->epfd, EPOLL_CTL_DEL, nfd, NULL);
 	fs->registered = false;
 	fs->kind = FD_POLLABLE;
+	fs->sock = true;
 	fs->stream = stream;
 	fs->rdrained = fs->rdhup = false;
 }
@@ -421,6 +424,8 @@ static void ep_submit(struct fut_loop *loop, struct fut__op *op)
 		}
 		return;
 	}
+	if (fs->sock)
+		fut__socket_write(op);
 	int qi = fut__op_side(op->kind) + 1;
 	struct fut__opq *q = &fs->q[qi - 1];
 	if (op->kind == OP_CONNECT) /* a new connection on this number */

@@ -66,7 +66,7 @@ struct acceptor {
 	size_t nstash, capstash;
 };
 
-enum { K_UNKNOWN = 0, K_FILE, K_PIPE, K_OTHER }; /* K_PIPE: or socket */
+enum { K_UNKNOWN = 0, K_FILE, K_PIPE, K_SOCK, K_OTHER };
 
 struct fdstate {
 	struct fut__opq q[NQ];
@@ -460,8 +460,10 @@ static bool is_file(struct fdstate *fs, int fd)
 			fs->kind = K_OTHER;
 		else if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
 			fs->kind = K_FILE;
-		else if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+		else if (S_ISFIFO(st.st_mode))
 			fs->kind = K_PIPE;
+		else if (S_ISSOCK(st.st_mode))
+			fs->kind = K_SOCK;
 		else
 			fs->kind = K_OTHER;
 	}
@@ -494,12 +496,14 @@ static void ur_submit(struct fut_loop *loop, struct fut__op *op)
 		return;
 	}
 	if ((op->kind == OP_READ || op->kind == OP_WRITE) && op->off >= 0 &&
-	    fs->kind == K_PIPE) {
+	    (fs->kind == K_PIPE || fs->kind == K_SOCK)) {
 		/* The ring would ignore the offset; pread(2) says ESPIPE,
 		 * and so do the other backends. */
 		fut__op_complete(op, -ESPIPE);
 		return;
 	}
+	if (op->kind == OP_WRITE && !is_file(fs, op->fd) && fs->kind == K_SOCK)
+		fut__socket_write(op);
 	int qi = fut__op_side(op->kind);
 	OP_QI(op) = (uint64_t)qi;
 	if (fs->inflight[qi]) {

@@ -420,6 +420,9 @@ static void th_submit(struct fut_loop *loop, struct fut__op *op)
 		fut__op_complete(op, fut__file_poll(op->events));
 		return;
 	}
+	if (op->kind == OP_WRITE && op->off < 0 && fstat(op->fd, &st) == 0 &&
+	    S_ISSOCK(st.st_mode))
+		fut__socket_write(op);
 	int qi = fut__op_side(op->kind);
 	op->u.be[0] = op->u.be[1] = 0;
 	OP_QI(op) = (uint64_t)qi;

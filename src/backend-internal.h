@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 struct fut_backend {
 	/* Name reported by fut_loop_backend() and matched by FUTURE_BACKEND. */
@@ -54,6 +55,21 @@ static inline int64_t fut__file_poll(short events)
 {
 	short r = events & (POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM);
 	return r ? r : -EINVAL;
+}
+
+/*
+ * fut_write on a socket, the same on every backend: write(2) would raise
+ * SIGPIPE when the peer is gone, which kills a server over one client that
+ * went away. The stream write becomes the send it is, with fut_send's
+ * MSG_NOSIGNAL; a positional write keeps its ESPIPE. Call once fd is known
+ * to be a socket.
+ */
+static inline void fut__socket_write(struct fut__op *op)
+{
+	if (op->kind == OP_WRITE && op->off < 0) {
+		op->kind = OP_SEND;
+		op->flags = MSG_NOSIGNAL;
+	}
 }
 
 extern const struct fut_backend fut__backend_epoll;

@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -641,6 +642,118 @@ START_TEST(poll_out_after_peer_half_close)
 END_TEST
 
 /* Edges where the kernel interfaces differ and the backends must not. */
+/*
+ * fut_write on a socket whose peer is gone fails with -EPIPE on every
+ * backend, as fut_send does: write(2) raised SIGPIPE, whose default action
+ * killed the process (a server, over one client that went away). SIGPIPE
+ * is left at its default here, so the old behaviour fails the test.
+ */
+START_TEST(socket_write_never_raises_sigpipe)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL }, old;
+	ck_assert_int_eq(sigaction(SIGPIPE, &dfl, &old), 0);
+	fut_loop *loop = new_loop();
+	int sv[2];
+	char b[8];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	/* A live peer gets the bytes, and a positional write is ESPIPE. */
+	fut *w = fut_write(loop, sv[0], "abc", 3, -1);
+	wait_for(loop, w);
+	ck_assert_int_eq(fut_value(w), 3);
+	fut_unref(w);
+	ck_assert_int_eq(recv(sv[1], b, sizeof(b), 0), 3);
+	ck_assert(memcmp(b, "abc", 3) == 0);
+	w = fut_write(loop, sv[0], "abc", 3, 0);
+	wait_for(loop, w);
+	ck_assert_int_eq(fut_error(w), -ESPIPE);
+	fut_unref(w);
+	fut *c = fut_close(loop, sv[1]);
+	wait_for(loop, c);
+	fut_unref(c);
+	w = fut_write(loop, sv[0], "abc", 3, -1);
+	wait_for(loop, w);
+	ck_assert_msg(fut_error(w) == -EPIPE, "%s", fut_errname(fut_error(w)));
+	fut_unref(w);
+	c = fut_close(loop, sv[0]);
+	wait_for(loop, c);
+	fut_unref(c);
+	/* The same for an accepted TCP connection (epoll learns an accepted
+	 * socket from the accept, not from fstat). */
+	struct sockaddr_in a;
+	int ls = listener(&a), cs = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(cs, (struct sockaddr *)&a, sizeof(a)), 0);
+	fut *acc = fut_accept(loop, ls, NULL, NULL);
+	wait_for(loop, acc);
+	ck_assert_int_ge(fut_value(acc), 0);
+	int as = (int)fut_value(acc);
+	fut_unref(acc);
+	/* A reset peer: the first write draws the RST, a later one EPIPE. */
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	ck_assert_int_eq(setsockopt(cs, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	close(cs);
+	int err = 0;
+	for (int i = 0; i < 50 && err != -EPIPE; i++) {
+		w = fut_write(loop, as, "abc", 3, -1);
+		wait_for(loop, w);
+		err = fut_error(w);
+		ck_assert(err == 0 || err == -EPIPE || err == -ECONNRESET);
+		fut_unref(w);
+		usleep(1000);
+	}
+	ck_assert_int_eq(err, -EPIPE);
+	c = fut_close(loop, as);
+	wait_for(loop, c);
+	fut_unref(c);
+	close(ls);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+	sigaction(SIGPIPE, &old, NULL);
+}
+END_TEST
+
+/* A stream write to a pipe larger than the pipe holds completes through
+ * partial writes while the loop itself reads the other end. */
+START_TEST(pipe_stream_write_and_read)
+{
+	fut_loop *loop = new_loop();
+	enum { LEN = 1 << 20 };
+	unsigned char *src = malloc(LEN), *dst = malloc(LEN);
+	ck_assert(src && dst);
+	for (size_t i = 0; i < LEN; i++)
+		src[i] = (unsigned char)(i * 7 + i / 4096);
+	int p[2];
+	ck_assert_int_eq(pipe(p), 0);
+	fut *w = fut_write(loop, p[1], src, LEN, -1);
+	size_t got = 0;
+	while (got < LEN) {
+		fut *r = fut_read(loop, p[0], dst + got, LEN - got, -1);
+		wait_for(loop, r);
+		ck_assert_msg(fut_value(r) > 0, "read: %s",
+			      fut_errname(fut_error(r)));
+		got += (size_t)fut_value(r);
+		fut_unref(r);
+	}
+	wait_for(loop, w);
+	ck_assert_int_eq(fut_value(w), LEN);
+	fut_unref(w);
+	ck_assert(memcmp(src, dst, LEN) == 0);
+	/* The writer's end closed through the loop: the reader sees EOF. */
+	fut *c = fut_close(loop, p[1]);
+	wait_for(loop, c);
+	fut_unref(c);
+	fut *r = fut_read(loop, p[0], dst, 16, -1);
+	wait_for(loop, r);
+	ck_assert_int_eq(fut_state(r), FUT_RESOLVED);
+	ck_assert_int_eq(fut_value(r), 0);
+	fut_unref(r);
+	c = fut_close(loop, p[0]);
+	wait_for(loop, c);
+	fut_unref(c);
+	free(src);
+	free(dst);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 START_TEST(backends_agree_on_edges)
 {
 	fut_loop *loop = new_loop();
@@ -1285,6 +1398,8 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, file_reads_in_parallel);
 	tcase_add_test(tc, file_close_stops_its_operations);
 	tcase_add_test(tc, recv_waitall_gathers);
+	tcase_add_test(tc, socket_write_never_raises_sigpipe);
+	tcase_add_test(tc, pipe_stream_write_and_read);
 	tcase_add_test(tc, backends_agree_on_edges);
 	tcase_add_test(tc, poll_out_after_peer_half_close);
 	tcase_add_test(tc, zero_length_recv_waits_for_data);
