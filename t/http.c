@@ -784,6 +784,148 @@ START_TEST(graceful_shutdown)
 }
 END_TEST
 
+/* ---- coroutine handlers (opts.coroutine) ---- */
+
+static int coro_upstream_port;
+
+static void coro_handler(fut_http_req *req, void *arg)
+{
+	(void)arg;
+	fut_loop *loop = fut_http_req_loop(req);
+	const struct fut_http_request_head *h = fut_http_req_head(req);
+	if (route(req, "GET", "/sleep")) {
+		const char *v;
+		size_t vl;
+		int ms = fut_http_query_param(h->query, h->query_len, "ms", &v,
+					      &vl) ? atoi(v) : 0;
+		int e = fut_await(fut_sleep(loop, (uint64_t)ms), NULL);
+		/* The server may be gone by now (coroutine_outlives_server):
+		 * the request still is valid until it is answered. */
+		fut_http_respond(req, e ? 503 : 200, "slept\n", 6);
+	} else if (route(req, "GET", "/proxy")) {
+		char u[64];
+		snprintf(u, sizeof(u), "http://127.0.0.1:%d/",
+			 coro_upstream_port);
+		fut *f = fut_http_fetch(loop, u, NULL);
+		fut_ref(f); /* kept past the await to read the response */
+		int e = fut_await(f, NULL);
+		const struct fut_http_response *r = e ? NULL :
+						     fut_http_response_of(f);
+		if (r)
+			fut_http_respond(req, 200, r->body, r->body_len);
+		else
+			fut_http_respond(req, 502, NULL, 0);
+		fut_unref(f);
+	} else if (route(req, "POST", "/echo")) {
+		size_t n;
+		const void *b = fut_http_req_body(req, &n);
+		ck_assert_int_eq(fut_yield(), 0);
+		fut_http_respond(req, 200, b, n);
+	} else if (route(req, "GET", "/stream")) {
+		streamer(req);
+	} else {
+		fut_http_respond(req, 404, NULL, 0);
+	}
+}
+
+static fut_http_server *serve_coro(fut_loop *loop)
+{
+	struct fut_http_server_opts o = { .host = "127.0.0.1",
+					  .handler = coro_handler,
+					  .coroutine = 1 };
+	fut_http_server *srv = NULL;
+	int err = fut_http_server_new(loop, &o, &srv);
+	ck_assert_msg(err == 0, "server: %s", fut_strerror(err));
+	return srv;
+}
+
+/* Each request's handler runs in its own coroutine: one waiting (a sleep,
+ * a fetch, a slow reader of a stream) holds up no other. */
+START_TEST(coroutine_handlers)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts uo = { 0 };
+	fut_http_server *up = serve(loop, &uo);
+	coro_upstream_port = fut_http_server_port(up);
+	fut_http_server *srv = serve_coro(loop);
+	enum { N = 20 };
+	fut *f[N];
+	uint64_t t0 = fut_loop_now(loop);
+	for (int i = 0; i < N; i++)
+		f[i] = fut_http_fetch(loop, url(srv, "/sleep?ms=200"), NULL);
+	for (int i = 0; i < N; i++) {
+		wait_for(loop, f[i]);
+		ck_assert_msg(fut_error(f[i]) == 0, "%s",
+			      fut_strerror(fut_error(f[i])));
+		ck_assert_int_eq(fut_http_response_of(f[i])->status, 200);
+		fut_unref(f[i]);
+	}
+	/* Twenty 200 ms waits side by side, not one after another. */
+	ck_assert_uint_lt(fut_loop_now(loop) - t0, 2000);
+	fut *p = fut_http_fetch(loop, url(srv, "/proxy"), NULL);
+	wait_for(loop, p);
+	ck_assert_int_eq(fut_http_response_of(p)->status, 200);
+	ck_assert_str_eq(fut_http_response_of(p)->body, "hello world\n");
+	fut_unref(p);
+	struct fut_http_fetch_opts eo = { .body = "ping", .body_len = 4 };
+	fut *e = fut_http_fetch(loop, url(srv, "/echo"), &eo);
+	wait_for(loop, e);
+	ck_assert_int_eq(fut_http_response_of(e)->status, 200);
+	ck_assert_str_eq(fut_http_response_of(e)->body, "ping");
+	fut_unref(e);
+	fut *st = fut_http_fetch(loop, url(srv, "/stream"), NULL);
+	wait_for(loop, st);
+	ck_assert_int_eq(fut_http_response_of(st)->status, 200);
+	ck_assert_uint_eq(fut_http_response_of(st)->body_len, 64 * 65536);
+	fut_unref(st);
+	fut *sd = fut_http_server_shutdown(srv, 5000);
+	wait_for(loop, sd);
+	ck_assert_int_eq(fut_error(sd), 0);
+	fut_unref(sd);
+	fut_http_server_free(srv);
+	fut_http_server_free(up);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/* Shutdown waits for a coroutine in the middle of its wait; a server freed
+ * under one leaves it a request it can still answer (into a closed
+ * connection), and the loop then frees cleanly. */
+START_TEST(coroutine_outlives_server)
+{
+	fut_loop *loop = new_loop();
+	fut_http_server *srv = serve_coro(loop);
+	fut *slow = fut_http_fetch(loop, url(srv, "/sleep?ms=200"), NULL);
+	run_for(loop, 50);
+	fut *sd = fut_http_server_shutdown(srv, 5000);
+	wait_for(loop, slow);
+	ck_assert_int_eq(fut_http_response_of(slow)->status, 200);
+	wait_for(loop, sd);
+	ck_assert_int_eq(fut_error(sd), 0);
+	fut_unref(sd);
+	fut_unref(slow);
+	fut_http_server_free(srv);
+
+	srv = serve_coro(loop);
+	slow = fut_http_fetch(loop, url(srv, "/sleep?ms=200"), NULL);
+	run_for(loop, 50);
+	fut_http_server_free(srv);
+	wait_for(loop, slow);
+	ck_assert_int_lt(fut_error(slow), 0);
+	fut_unref(slow);
+	run_for(loop, 250); /* the coroutine wakes and answers */
+	/* And freed with the coroutine still asleep. */
+	srv = serve_coro(loop);
+	slow = fut_http_fetch(loop, url(srv, "/sleep?ms=10000"), NULL);
+	run_for(loop, 50);
+	fut_http_server_free(srv);
+	wait_for(loop, slow);
+	ck_assert_int_lt(fut_error(slow), 0);
+	fut_unref(slow);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 START_TEST(client_timeouts_are_separate)
 {
 	fut_loop *loop = new_loop();
@@ -2243,6 +2385,8 @@ Suite *http_suite(void)
 	tcase_add_test(tc, head_error_has_no_body);
 	tcase_add_test(tc, streamed_response_backpressure);
 	tcase_add_test(tc, graceful_shutdown);
+	tcase_add_test(tc, coroutine_handlers);
+	tcase_add_test(tc, coroutine_outlives_server);
 	tcase_add_test(tc, client_timeouts_are_separate);
 	tcase_add_test(tc, client_errors);
 	tcase_add_test(tc, fetch_retries_only_idempotent);
