@@ -216,6 +216,22 @@ static uint64_t now_ms(struct conn *c)
 	return fut_loop_now(c->loop);
 }
 
+/*
+ * A shutdown's last connection is gone: nothing of the server may keep
+ * fut_loop_run(3) going any more (the sweep timer ticked on, and the
+ * deadline's sleep ran out its full length, after the future resolved).
+ */
+static void shutdown_done(fut_http_server *s)
+{
+	if (s->deadline_f)
+		fut_cancel(s->deadline_f);
+	if (s->sweep) {
+		fut_timer_free(s->sweep);
+		s->sweep = NULL;
+	}
+	fut_resolve(s->shutdown_f, 0);
+}
+
 static void detach(struct conn *c)
 {
 	fut_http_server *s = c->srv;
@@ -230,7 +246,7 @@ static void detach(struct conn *c)
 	c->srv = NULL;
 	s->nconns--;
 	if (s->stopping && !s->nconns && s->shutdown_f)
-		fut_resolve(s->shutdown_f, 0);
+		shutdown_done(s);
 	else if (!s->stopping && !s->accepting && !s->pause_f)
 		start_accept(s); /* below the cap again */
 }
@@ -1254,6 +1270,12 @@ static void stop_listening(fut_http_server *s)
 	if (s->pause_f)
 		fut_cancel(s->pause_f);
 	if (s->lfd >= 0) {
+		/* Refuse new connections and free the port now: the close
+		 * itself may complete later (io_uring closes through the ring,
+		 * threads first interrupts a worker's accept), and a program
+		 * that binds the port again, or a client that connects, in
+		 * between saw a listener still there. */
+		(void)shutdown(s->lfd, SHUT_RDWR);
 		fut_unref(fut_close(s->loop, s->lfd));
 		s->lfd = -1;
 	}
@@ -1280,7 +1302,7 @@ fut *fut_http_server_shutdown(fut_http_server *s, unsigned deadline_ms)
 			c->req.close_after = 1;
 	}
 	if (!s->nconns) {
-		fut_resolve(s->shutdown_f, 0);
+		shutdown_done(s);
 	} else {
 		s->deadline_f = fut_sleep(s->loop, deadline_ms);
 		if (s->deadline_f) {

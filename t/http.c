@@ -19,7 +19,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -922,6 +924,80 @@ START_TEST(coroutine_outlives_server)
 	wait_for(loop, slow);
 	ck_assert_int_lt(fut_error(slow), 0);
 	fut_unref(slow);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/* Stops a loop whose fut_loop_run(3) would otherwise go on for good. */
+struct guard {
+	fut_loop *loop;
+	sem_t done;
+	pthread_t t;
+};
+
+static void *guard_thread(void *arg)
+{
+	struct guard *g = arg;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 4;
+	while (sem_timedwait(&g->done, &ts) < 0 && errno == EINTR)
+		;
+	if (errno == ETIMEDOUT)
+		fut_loop_stop(g->loop);
+	return NULL;
+}
+
+/*
+ * Shutdown lets go of everything: the port is free and new connections
+ * refused as soon as it returns (io_uring and threads close the listener
+ * later, and a rebind failed with EADDRINUSE meanwhile), and once the last
+ * connection is gone nothing of the server keeps fut_loop_run going (its
+ * sweep timer did, for good, and the deadline's sleep for its length).
+ */
+START_TEST(shutdown_lets_go)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { 0 };
+	fut_http_server *srv = serve(loop, &o);
+	int port = fut_http_server_port(srv);
+	fut *sd = fut_http_server_shutdown(srv, 5000);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), -1);
+	ck_assert_int_eq(errno, ECONNREFUSED);
+	close(fd);
+	struct fut_http_server_opts o2 = { .port = port };
+	fut_http_server *again = serve(loop, &o2);
+	ck_assert_int_eq(fut_http_server_port(again), port);
+	wait_for(loop, sd);
+	fut_unref(sd);
+	fut_http_server_free(srv);
+	fut_http_server_free(again);
+
+	srv = serve(loop, &o);
+	const char *hdrs[] = { "Connection: close", NULL };
+	struct fut_http_fetch_opts fo = { .headers = hdrs };
+	fut *slow = fut_http_fetch(loop, url(srv, "/sleep?ms=100"), &fo);
+	run_for(loop, 30);
+	sd = fut_http_server_shutdown(srv, 5000);
+	struct guard g = { .loop = loop };
+	sem_init(&g.done, 0, 0);
+	ck_assert_int_eq(pthread_create(&g.t, NULL, guard_thread, &g), 0);
+	uint64_t t0 = fut_loop_now(loop);
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	uint64_t took = fut_loop_now(loop) - t0;
+	sem_post(&g.done);
+	pthread_join(g.t, NULL);
+	sem_destroy(&g.done);
+	ck_assert_msg(took < 2000, "fut_loop_run took %llu ms",
+		      (unsigned long long)took);
+	ck_assert_int_eq(fut_error(sd), 0);
+	ck_assert_int_eq(fut_http_response_of(slow)->status, 200);
+	fut_unref(slow);
+	fut_unref(sd);
+	fut_http_server_free(srv);
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
 END_TEST
@@ -2385,6 +2461,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, head_error_has_no_body);
 	tcase_add_test(tc, streamed_response_backpressure);
 	tcase_add_test(tc, graceful_shutdown);
+	tcase_add_test(tc, shutdown_lets_go);
 	tcase_add_test(tc, coroutine_handlers);
 	tcase_add_test(tc, coroutine_outlives_server);
 	tcase_add_test(tc, client_timeouts_are_separate);
