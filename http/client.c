@@ -1210,6 +1210,15 @@ static int build(struct request *r, const char *path,
 	return 0;
 }
 
+/* The result ended: by the exchange (R_DONE already), or by the caller. */
+static void on_result(fut *f, void *arg)
+{
+	struct request *r = arg;
+	if (r->phase != R_DONE)
+		req_fail(r, fut_error(f));
+	req_unref(r);
+}
+
 fut *fut_http_fetch(fut_loop *loop, const char *url,
 		    const struct fut_http_fetch_opts *opts)
 {
@@ -1277,6 +1286,11 @@ fut *fut_http_fetch(fut_loop *loop, const char *url,
 		return res;
 	}
 	r->pool = p;
+	/* The caller's fut_cancel ends res: the exchange must end with it,
+	 * or it held its connection (and max_per_host slot) until the
+	 * response came or a timeout struck. */
+	r->refs++;
+	fut_on_done(fut_ref(res), on_result, r);
 	/* Queue behind the others, then let the pool hand out what it
 	 * can: FIFO even when a connection is free right now. */
 	r->phase = R_QUEUED;

@@ -1002,6 +1002,50 @@ START_TEST(shutdown_lets_go)
 }
 END_TEST
 
+/*
+ * fut_cancel of a fetch ends its exchange: the connection closes and its
+ * max_per_host slot goes to the next request at once (the exchange ran on
+ * until the response came, and a request behind it timed out in the
+ * queue). A queued request that is cancelled leaves the queue.
+ */
+START_TEST(fetch_cancel_ends_the_exchange)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts so = { 0 };
+	fut_http_server *srv = serve(loop, &so);
+	struct fut_http_fetch_opts o = { .max_per_host = 1,
+					 .queue_timeout_ms = 1000 };
+	fut *slow = fut_http_fetch(loop, url(srv, "/sleep?ms=5000"), &o);
+	fut *queued = fut_http_fetch(loop, url(srv, "/sleep?ms=5000"), &o);
+	run_for(loop, 50);
+	ck_assert_int_eq(fut_state(slow), FUT_PENDING);
+	ck_assert_int_eq(fut_cancel(queued), 0);
+	ck_assert_int_eq(fut_cancel(slow), 0);
+	uint64_t t0 = fut_loop_now(loop);
+	fut *next = fut_http_fetch(loop, url(srv, "/"), &o);
+	wait_for(loop, next);
+	ck_assert_msg(fut_error(next) == 0, "%s", fut_strerror(fut_error(next)));
+	ck_assert_int_eq(fut_http_response_of(next)->status, 200);
+	ck_assert_uint_lt(fut_loop_now(loop) - t0, 900);
+	wait_for(loop, slow);
+	wait_for(loop, queued);
+	ck_assert_int_eq(fut_error(slow), -ECANCELED);
+	ck_assert_int_eq(fut_error(queued), -ECANCELED);
+	fut_unref(slow);
+	fut_unref(queued);
+	fut_unref(next);
+	/* Cancelled while connecting, and with the loop freed under a
+	 * fetch in flight: nothing leaks. */
+	fut *c = fut_http_fetch(loop, url(srv, "/"), NULL);
+	fut_cancel(c);
+	fut_unref(c);
+	fut_unref(fut_http_fetch(loop, url(srv, "/sleep?ms=5000"), NULL));
+	run_for(loop, 20);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 START_TEST(client_timeouts_are_separate)
 {
 	fut_loop *loop = new_loop();
@@ -2462,6 +2506,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, streamed_response_backpressure);
 	tcase_add_test(tc, graceful_shutdown);
 	tcase_add_test(tc, shutdown_lets_go);
+	tcase_add_test(tc, fetch_cancel_ends_the_exchange);
 	tcase_add_test(tc, coroutine_handlers);
 	tcase_add_test(tc, coroutine_outlives_server);
 	tcase_add_test(tc, client_timeouts_are_separate);
