@@ -73,6 +73,7 @@ struct fdstate {
 	struct fut__op *inflight[NQ];
 	struct acceptor *acc;
 	uint8_t kind; /* K_*: learned with one fstat */
+	bool closing; /* a fut_close is in the ring: new ops get -EBADF */
 };
 
 struct uring {
@@ -367,9 +368,20 @@ static void keep(struct uring *u, struct acceptor *a, int c)
 	}
 }
 
+/* The kernel handed out fd: whatever closed under that number is closed,
+ * even if its close's CQE comes later in the batch. */
+static void fresh_fd(struct uring *u, int fd)
+{
+	if (fd >= 0 && (size_t)fd < u->nfds) {
+		u->fds[fd].closing = false;
+		u->fds[fd].kind = K_UNKNOWN;
+	}
+}
+
 static void acceptor_cqe(struct uring *u, struct acceptor *a, int res,
 			 unsigned flags)
 {
+	fresh_fd(u, res);
 	bool more = flags & IORING_CQE_F_MORE;
 	if (!more)
 		a->armed = a->cancelling = false;
@@ -423,8 +435,12 @@ static void close_fd(struct uring *u, struct fut__op *op)
 		w->bq = B_NONE;
 		fut__op_complete(w, -ECANCELED);
 	}
-	if (fs)
+	if (fs) {
 		fs->kind = K_UNKNOWN; /* the number may come back as anything */
+		/* As on the other backends: an op submitted after the close
+		 * is as good as on a closed fd, not run before the close. */
+		fs->closing = true;
+	}
 	if (fs && fs->acc) {
 		struct acceptor *a = fs->acc;
 		fs->acc = NULL;
@@ -480,6 +496,10 @@ static void ur_submit(struct fut_loop *loop, struct fut__op *op)
 	struct fdstate *fs = fdstate(u, op->fd);
 	if (!fs) {
 		fut__op_complete(op, -errno); /* EBADF or ENOMEM */
+		return;
+	}
+	if (fs->closing) {
+		fut__op_complete(op, -EBADF);
 		return;
 	}
 	if (op->kind == OP_POLL && is_file(fs, op->fd)) {
@@ -576,6 +596,10 @@ static void completed(struct uring *u, struct fut__op *op, int res)
 	int fd = op->fd;
 	int qi = (int)OP_QI(op);
 	op->bq = B_NONE;
+	if (op->kind == OP_CLOSE && (size_t)fd < u->nfds)
+		u->fds[fd].closing = false;
+	if (op->kind == OP_ACCEPT)
+		fresh_fd(u, res);
 	int64_t r = res;
 	if (waitall && op->done) /* the last SQE's bytes are not in done */
 		r = (int64_t)op->done +

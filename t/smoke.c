@@ -754,6 +754,33 @@ START_TEST(pipe_stream_write_and_read)
 }
 END_TEST
 
+/* An operation submitted after fut_close, while the close is under way,
+ * fails with -EBADF on every backend (io_uring ran it before the close). */
+START_TEST(op_after_close_is_ebadf)
+{
+	fut_loop *loop = new_loop();
+	int sv[2];
+	char b[4];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fut *r = fut_recv(loop, sv[0], b, sizeof(b), 0); /* the fd is known */
+	fut *c = fut_close(loop, sv[0]);
+	fut *s = fut_send(loop, sv[0], "x", 1, 0);
+	wait_for(loop, c);
+	wait_for(loop, s);
+	wait_for(loop, r);
+	ck_assert_int_eq(fut_error(c), 0);
+	ck_assert_int_eq(fut_error(r), -ECANCELED);
+	ck_assert_msg(fut_error(s) == -EBADF, "%s", fut_errname(fut_error(s)));
+	/* Nothing reached the peer. */
+	ck_assert_int_eq(recv(sv[1], b, sizeof(b), MSG_DONTWAIT), 0);
+	fut_unref(r);
+	fut_unref(c);
+	fut_unref(s);
+	close(sv[1]);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 START_TEST(backends_agree_on_edges)
 {
 	fut_loop *loop = new_loop();
@@ -1400,6 +1427,7 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, recv_waitall_gathers);
 	tcase_add_test(tc, socket_write_never_raises_sigpipe);
 	tcase_add_test(tc, pipe_stream_write_and_read);
+	tcase_add_test(tc, op_after_close_is_ebadf);
 	tcase_add_test(tc, backends_agree_on_edges);
 	tcase_add_test(tc, poll_out_after_peer_half_close);
 	tcase_add_test(tc, zero_length_recv_waits_for_data);
