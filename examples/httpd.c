@@ -16,6 +16,8 @@
 #include <future.h>
 #include <future/http.h>
 
+#include "cli.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -131,16 +133,23 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (i + 1 >= argc)
 			return usage();
-		if (strcmp(argv[i], "--port") == 0)
-			port = atoi(argv[++i]);
-		else if (strcmp(argv[i], "--host") == 0)
-			host = argv[++i];
-		else if (strcmp(argv[i], "--threads") == 0)
-			threads = atoi(argv[++i]);
-		else
+		const char *opt = argv[i], *val = argv[++i];
+		long v;
+		if (strcmp(opt, "--port") == 0) {
+			if (cli_num(val, 0, 65535, &v) < 0)
+				return usage();
+			port = (int)v;
+		} else if (strcmp(opt, "--host") == 0) {
+			host = val;
+		} else if (strcmp(opt, "--threads") == 0) {
+			if (cli_num(val, 1, 1024, &v) < 0)
+				return usage();
+			threads = (int)v;
+		} else {
 			return usage();
+		}
 	}
-	if (port < 0 || port > 65535 || threads < 1 || threads > 1024)
+	if (port < 0)
 		return usage();
 
 	sigset_t set;

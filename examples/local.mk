@@ -15,5 +15,5 @@ examples_fetch_SOURCES = examples/fetch.c
 examples_fetch_LDADD = libfuture-http.la libfuture.la
 noinst_PROGRAMS += examples/seed-endpoint
 examples_seed_endpoint_SOURCES = examples/seed-endpoint.c
-examples_seed_endpoint_LDADD = libfuture-http.la libfuture.la
-EXTRA_DIST += examples/seed.sh examples/tornado/seed_endpoint.py examples/tornado/hello.py
+examples_seed_endpoint_LDADD = libfuture-http.la libfuture.la -lpthread
+EXTRA_DIST += examples/cli.h examples/seed.sh examples/tornado/seed_endpoint.py examples/tornado/hello.py

@@ -10,13 +10,13 @@
  *   sync-coroutine  the same blocking client in a coroutine handler:
  *                   a coroutine does not make a blocking call non-blocking
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* memmem */
-#endif
 #include <future.h>
 #include <future/http.h>
 
+#include "cli.h"
+
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,18 +84,29 @@ static ssize_t blocking_get(char *buf, size_t cap)
 	return (ssize_t)len;
 }
 
+/* The answer async mode gives: the body of a 200, else 502. The request
+ * is HTTP/1.0, so the body ends with the connection (or its length). */
 static void handle_sync(fut_http_req *req, void *arg)
 {
 	(void)arg;
 	char buf[65536];
 	ssize_t n = blocking_get(buf, sizeof(buf));
-	char *body = n > 0 ? memmem(buf, (size_t)n, "\r\n\r\n", 4) : NULL;
-	if (!body) {
-		fut_http_respond(req, 502, "upstream failed\n", 16);
+	struct fut_http_response_head h;
+	struct fut_http_header hv[64];
+	int hl = n > 0 ? fut_http_parse_response(buf, (size_t)n, 0, &h, hv, 64,
+						 NULL) : -1;
+	const char *why = n < 0 ? "upstream failed\n" :
+			  (size_t)n == sizeof(buf) ? "upstream body too large\n" :
+			  hl <= 0 || h.chunked ? "malformed upstream response\n" :
+			  h.content_length > n - hl ? "upstream body cut short\n" :
+			  NULL;
+	if (why) {
+		fut_http_respond(req, 502, why, strlen(why));
 		return;
 	}
-	body += 4;
-	fut_http_respond(req, 200, body, (size_t)(buf + n - body));
+	size_t len = h.content_length >= 0 ? (size_t)h.content_length :
+					     (size_t)(n - hl);
+	fut_http_respond(req, h.status == 200 ? 200 : 502, buf + hl, len);
 }
 
 static int split_url(const char *url)
@@ -121,6 +132,32 @@ static int split_url(const char *url)
 	return 0;
 }
 
+/* ---- SIGINT, SIGTERM: a graceful stop, as httpd ---- */
+
+static fut_loop *loop;
+static fut_http_server *srv;
+
+static void shut_done(fut *f, void *arg)
+{
+	(void)f;
+	(void)arg;
+	fut_loop_stop(loop);
+}
+
+static void shut(void *arg)
+{
+	(void)arg;
+	fut_on_done(fut_http_server_shutdown(srv, 5000), shut_done, NULL);
+}
+
+static void *on_signal(void *arg)
+{
+	int sig;
+	sigwait(arg, &sig);
+	fut_loop_post(loop, shut, NULL);
+	return NULL;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: seed-endpoint --mode async|sync|sync-coroutine "
@@ -132,13 +169,15 @@ int main(int argc, char **argv)
 {
 	const char *mode = NULL;
 	int port = -1;
+	long v;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--mode") == 0)
 			mode = argv[i + 1];
 		else if (strcmp(argv[i], "--upstream") == 0)
 			upstream = argv[i + 1];
-		else if (strcmp(argv[i], "--port") == 0)
-			port = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--port") == 0 &&
+			 cli_num(argv[i + 1], 0, 65535, &v) == 0)
+			port = (int)v;
 		else
 			return usage();
 	}
@@ -161,19 +200,35 @@ int main(int argc, char **argv)
 		return usage();
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* Blocked before any thread starts, so that only on_signal takes
+	 * them. */
+	static sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	int err;
-	fut_loop *loop = fut_loop_new(NULL, &err);
+	loop = fut_loop_new(NULL, &err);
 	if (!loop) {
 		fprintf(stderr, "seed-endpoint: %s\n", fut_strerror(err));
 		return 1;
 	}
-	fut_http_server *srv;
 	err = fut_http_server_new(loop, &o, &srv);
 	if (err) {
 		fprintf(stderr, "seed-endpoint: cannot listen on port %d: %s\n",
 			port, fut_strerror(err));
+		fut_loop_free(loop);
 		return 1;
 	}
+	pthread_t t;
+	if (pthread_create(&t, NULL, on_signal, &set) != 0) {
+		fprintf(stderr, "seed-endpoint: cannot start a thread\n");
+		fut_http_server_free(srv);
+		fut_loop_free(loop);
+		return 1;
+	}
+	/* It ends after its post, which happens before the loop stops. */
+	pthread_detach(t);
 	fprintf(stderr, "seed-endpoint: %s mode on port %d (%s), upstream %s\n",
 		mode, fut_http_server_port(srv), fut_loop_backend(loop),
 		upstream);

@@ -1136,7 +1136,7 @@ static int build(struct request *r, const char *path,
 		 const struct fut_http_fetch_opts *o)
 {
 	const char *method = o->method ? o->method :
-			     o->body_len ? "POST" : "GET";
+			     o->body ? "POST" : "GET";
 	for (const char *m = method; *m; m++)
 		if (!fut__http_tchar((unsigned char)*m))
 			return -EINVAL; /* method = token (RFC 9110 9.1) */

@@ -189,7 +189,7 @@ FUT_HTTP_EXPORT int fut_http_stream_end(fut_http_req *req);
 /* ---- client ---- */
 
 struct fut_http_fetch_opts {
-	const char *method;        /* NULL: GET, or POST when there is a body */
+	const char *method;        /* NULL: GET, or POST when body is not NULL */
 	const char *const *headers; /* NULL-terminated "Name: value" lines */
 	const void *body;
 	size_t body_len;
