@@ -1320,16 +1320,21 @@ void fut_http_server_free(fut_http_server *s)
 	stop_listening(s);
 	if (s->deadline_f)
 		fut_cancel(s->deadline_f);
+	s->deadline_f = NULL;
 	if (s->sweep)
 		fut_timer_free(s->sweep);
+	s->sweep = NULL;
+	/* Before the connections go: their detach must not take a shutdown
+	 * cut short for one that completed. */
+	if (s->shutdown_f) {
+		fut_reject(s->shutdown_f, -ECANCELED); /* no-op if resolved */
+		fut_unref(s->shutdown_f);
+		s->shutdown_f = NULL;
+	}
 	while (s->conns) {
 		struct conn *c = s->conns;
 		detach(c);
 		conn_close(c);
-	}
-	if (s->shutdown_f) {
-		fut_reject(s->shutdown_f, -ECANCELED); /* no-op if resolved */
-		fut_unref(s->shutdown_f);
 	}
 	s->anchor->srv = NULL;
 	if (!s->anchor->pending)

@@ -998,6 +998,20 @@ START_TEST(shutdown_lets_go)
 	fut_unref(slow);
 	fut_unref(sd);
 	fut_http_server_free(srv);
+
+	/* Freed while a shutdown waits for a request: the shutdown ends
+	 * -ECANCELED (its timers were freed twice). */
+	srv = serve(loop, &o);
+	slow = fut_http_fetch(loop, url(srv, "/sleep?ms=300"), &fo);
+	run_for(loop, 30);
+	sd = fut_http_server_shutdown(srv, 5000);
+	run_for(loop, 10);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_error(sd), -ECANCELED);
+	wait_for(loop, slow);
+	ck_assert_int_lt(fut_error(slow), 0);
+	fut_unref(slow);
+	fut_unref(sd);
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
 END_TEST
