@@ -33,6 +33,7 @@
 #include "opq.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -73,7 +74,7 @@ struct fdstate {
 	struct fut__op *inflight[NQ];
 	struct acceptor *acc;
 	uint8_t kind; /* K_*: learned with one fstat */
-	bool closing; /* a fut_close is in the ring: new ops get -EBADF */
+	bool closed; /* by fut_close; the number may be open again since */
 };
 
 struct uring {
@@ -116,6 +117,19 @@ static struct io_uring_sqe *sqe_get(struct uring *u)
 			io_uring_get_events(&u->ring);
 	}
 	return sqe;
+}
+
+/* Hand every queued SQE to the kernel now (they are issued as this
+ * returns). */
+static void submit_all(struct uring *u)
+{
+	while (io_uring_sq_ready(&u->ring)) {
+		int r = io_uring_submit(&u->ring);
+		if (r == -EBUSY) /* CQ overflow backlog: let it drain */
+			io_uring_get_events(&u->ring);
+		else if (r < 0 && r != -EINTR)
+			return; /* the wait's submit reports it */
+	}
 }
 
 /*
@@ -368,21 +382,12 @@ static void keep(struct uring *u, struct acceptor *a, int c)
 	}
 }
 
-/* The kernel handed out fd: whatever closed under that number is closed,
- * even if its close's CQE comes later in the batch. */
-static void fresh_fd(struct uring *u, int fd)
-{
-	if (fd >= 0 && (size_t)fd < u->nfds) {
-		u->fds[fd].closing = false;
-		u->fds[fd].kind = K_UNKNOWN;
-	}
-}
-
 static void acceptor_cqe(struct uring *u, struct acceptor *a, int res,
 			 unsigned flags)
 {
-	fresh_fd(u, res);
 	bool more = flags & IORING_CQE_F_MORE;
+	if (res >= 0 && (size_t)res < u->nfds)
+		u->fds[res].closed = false; /* the kernel handed it out */
 	if (!more)
 		a->armed = a->cancelling = false;
 	if (a->orphan) {
@@ -435,11 +440,13 @@ static void close_fd(struct uring *u, struct fut__op *op)
 		w->bq = B_NONE;
 		fut__op_complete(w, -ECANCELED);
 	}
+	/* Positional file I/O is not tracked per fd: assume some. */
+	bool busy = fs && (fs->kind == K_FILE || (fs->acc && fs->acc->armed));
+	for (int qi = 0; fs && qi < NQ; qi++)
+		busy = busy || fs->inflight[qi];
 	if (fs) {
 		fs->kind = K_UNKNOWN; /* the number may come back as anything */
-		/* As on the other backends: an op submitted after the close
-		 * is as good as on a closed fd, not run before the close. */
-		fs->closing = true;
+		fs->closed = true;
 	}
 	if (fs && fs->acc) {
 		struct acceptor *a = fs->acc;
@@ -453,19 +460,27 @@ static void close_fd(struct uring *u, struct fut__op *op)
 			acceptor_free(u, a);
 		}
 	}
-	/* Cancel what the ring holds for this fd, then close; a hard link
-	 * keeps the close even when there was nothing to cancel (-ENOENT).
-	 * In-flight requests hold their own file reference, so the close
-	 * cannot pull the file from under them. */
-	struct io_uring_sqe *sqe = sqe_get(u);
-	io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
-	io_uring_sqe_set_data64(sqe, 0);
-	sqe->flags |= IOSQE_IO_HARDLINK;
-	sqe = sqe_get(u);
-	io_uring_prep_close(sqe, op->fd);
-	io_uring_sqe_set_data(sqe, op);
-	op->bq = B_RING;
-	OP_QI(op) = NQ; /* not tracked per fd */
+	/*
+	 * Cancel what the ring holds for this fd, and close it here, now, as
+	 * the other backends do: an op submitted after fut_close then meets a
+	 * closed fd (or whatever the program opens next under that number),
+	 * never the old file. The cancel and every SQE before it go to the
+	 * kernel first: each request takes its own reference to the file as
+	 * it is issued, and the cancel finds them by fd, so the close cannot
+	 * pull the file from under them. Nothing in flight: no system call
+	 * but the close.
+	 */
+	if (busy) {
+		struct io_uring_sqe *sqe = sqe_get(u);
+		io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
+		io_uring_sqe_set_data64(sqe, 0);
+		submit_all(u);
+	}
+	/* Linux always releases the fd, even when close reports EINTR. */
+	int r = close(op->fd) < 0 && errno != EINTR ? -errno : 0;
+	op->bq = B_NONE;
+	OP_QI(op) = NQ;
+	fut__op_complete(op, r);
 }
 
 static bool is_file(struct fdstate *fs, int fd)
@@ -498,9 +513,15 @@ static void ur_submit(struct fut_loop *loop, struct fut__op *op)
 		fut__op_complete(op, -errno); /* EBADF or ENOMEM */
 		return;
 	}
-	if (fs->closing) {
-		fut__op_complete(op, -EBADF);
-		return;
+	/* Closed through the loop: an SQE only names the number, and by the
+	 * time the kernel reads it the program may have opened something else
+	 * under it. Ask now, once, as epoll's attempt would find out. */
+	if (fs->closed) {
+		if (fcntl(op->fd, F_GETFD) < 0) {
+			fut__op_complete(op, -EBADF);
+			return;
+		}
+		fs->closed = false;
 	}
 	if (op->kind == OP_POLL && is_file(fs, op->fd)) {
 		fut__op_complete(op, fut__file_poll(op->events));
@@ -596,10 +617,8 @@ static void completed(struct uring *u, struct fut__op *op, int res)
 	int fd = op->fd;
 	int qi = (int)OP_QI(op);
 	op->bq = B_NONE;
-	if (op->kind == OP_CLOSE && (size_t)fd < u->nfds)
-		u->fds[fd].closing = false;
-	if (op->kind == OP_ACCEPT)
-		fresh_fd(u, res);
+	if (op->kind == OP_ACCEPT && res >= 0 && (size_t)res < u->nfds)
+		u->fds[res].closed = false; /* the kernel handed it out */
 	int64_t r = res;
 	if (waitall && op->done) /* the last SQE's bytes are not in done */
 		r = (int64_t)op->done +
