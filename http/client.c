@@ -296,6 +296,10 @@ static void conn_idle(struct conn *c)
 		conn_destroy(c);
 		return;
 	}
+	/* As Node's agent unrefs a free socket: an idle connection waits for
+	 * the next request, it is not work fut_loop_run should wait for (a
+	 * program's run went on 4 s after its last response). */
+	fut_background(w);
 	c->watch = w;
 	fut_on_done(w, on_watch, c);
 	pool_next(p);

@@ -127,6 +127,9 @@ FUT_EXPORT int fut_resolve(fut *f, int64_t value);
 FUT_EXPORT int fut_resolve_ptr(fut *f, void *ptr, void (*dtor)(void *));
 FUT_EXPORT int fut_reject(fut *f, int err);
 FUT_EXPORT int fut_cancel(fut *f);
+/* Let the work behind f go on without keeping fut_loop_run going (as
+ * uv_unref); f still ends as usual. */
+FUT_EXPORT int fut_background(fut *f);
 FUT_EXPORT fut *fut_ref(fut *f);
 FUT_EXPORT void fut_unref(fut *f);
 FUT_EXPORT int fut_state(const fut *f);

@@ -11,6 +11,7 @@ dist_man3_MANS = \
 	man/fut_at.3 \
 	man/fut_await.3 \
 	man/fut_await_all.3 \
+	man/fut_background.3 \
 	man/fut_cancel.3 \
 	man/fut_close.3 \
 	man/fut_connect.3 \

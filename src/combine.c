@@ -54,9 +54,17 @@ static void then_release(fut *g)
 	g->prod = NULL;
 }
 
+static void then_background(fut *g)
+{
+	struct then *t = g->pdata;
+	if (t->cur)
+		fut_background(t->cur);
+}
+
 static const struct fut__producer then_producer = {
 	.cancel = then_cancel,
 	.release = then_release,
+	.background = then_background,
 };
 
 static void then_inner_done(fut *h, void *arg)
@@ -108,6 +116,8 @@ static void then_src_done(fut *f, void *arg)
 		return;
 	}
 	t->cur = h;
+	if (g->flags & FF_BG)
+		fut_background(h);
 	/* g's reference moves on to the inner callback. */
 	(void)fut_on_done(h, then_inner_done, g);
 }
@@ -244,10 +254,18 @@ static void group_uncount(fut *g)
 		gr->child[i]->refs--;
 }
 
+static void group_background(fut *g)
+{
+	struct group *gr = g->pdata;
+	for (size_t i = 0; i < gr->n; i++)
+		fut_background(gr->child[i]);
+}
+
 static const struct fut__producer group_producer = {
 	.cancel = group_cancel,
 	.release = group_release,
 	.uncount = group_uncount,
+	.background = group_background,
 };
 
 static fut *group_new(struct fut_loop *loop, fut **fs, size_t n, int kind,
@@ -395,10 +413,18 @@ static void tmo_uncount(fut *g)
 	t->timer->refs--;
 }
 
+static void tmo_background(fut *g)
+{
+	struct tmo *t = g->pdata;
+	fut_background(t->inner);
+	fut_background(t->timer);
+}
+
 static const struct fut__producer tmo_producer = {
 	.cancel = tmo_cancel,
 	.release = tmo_release,
 	.uncount = tmo_uncount,
+	.background = tmo_background,
 };
 
 fut *fut_timeout(fut *f, uint64_t ms)

@@ -477,8 +477,16 @@ static int coro_cancel(fut *g)
 	return 0;
 }
 
+static void coro_background(fut *g)
+{
+	struct coro *c = g->pdata;
+	if (c->awaiting)
+		fut_background(c->awaiting);
+}
+
 static const struct fut__producer coro_producer = {
 	.cancel = coro_cancel,
+	.background = coro_background,
 };
 
 /*
@@ -578,6 +586,8 @@ int fut_await(fut *f, int64_t *value)
 			return -EDEADLK;
 		}
 		c->awaiting = f;
+		if (c->result->flags & FF_BG)
+			fut_background(f);
 		if (fut_on_done(f, wake_cb, c) < 0) {
 			c->awaiting = NULL;
 			return -ENOMEM;

@@ -47,6 +47,7 @@ enum {
 enum {
 	FF_QUEUED = 1u << 0, /* linked in the ready queue */
 	FF_ZOMBIE = 1u << 1, /* refs hit 0 while in flight; reap later */
+	FF_BG = 1u << 2, /* fut_background: its work does not keep run() going */
 };
 
 struct fut__cbent {
@@ -67,6 +68,8 @@ struct fut__producer {
 	/* fut_loop_free's count of futures the caller held: take the
 	 * references f holds on other futures out of their refs. */
 	void (*uncount)(fut *f);
+	/* fut_background: let the work behind f stop counting for run(). */
+	void (*background)(fut *f);
 };
 
 struct fut {
@@ -103,6 +106,7 @@ struct fut__tnode {
 	void (*fire)(struct fut__tnode *tn);
 	uint8_t level, slot; /* where it is linked; level 0xff: due list */
 	bool armed;
+	bool bg; /* fut_background: counted in wheel.bg, not for run() */
 };
 
 struct fut__tlist {
@@ -115,6 +119,7 @@ struct fut__wheel {
 	struct fut__tlist slot[FUT__WHEEL_LEVELS][FUT__WHEEL_SLOTS];
 	struct fut__tlist due;
 	size_t count;
+	size_t bg; /* armed nodes with bg set: count - bg keeps run() going */
 };
 
 /* --- thread pool jobs (src/pool.c) --- */
@@ -155,6 +160,7 @@ struct fut__op {
 	uint8_t bq;   /* backend-private: which queue holds it */
 	bool stop_on_eintr; /* blocking form: EINTR may end the op (threads) */
 	uint8_t cancel_req; /* ... when this is set (atomic): cancel asked */
+	bool bg; /* fut_background: not counted in loop->active */
 	short events; /* OP_POLL */
 	int fd;
 	int flags;
@@ -246,6 +252,7 @@ struct fut_loop {
 	struct fut__wheel wheel;
 	struct fut_timer *timers; /* periodic timers, freed with the loop */
 	size_t active; /* pending ops, armed timers, jobs: keep run() alive */
+	size_t active_bg; /* pending ops under fut_background: do not */
 
 	unsigned nthreads;
 	struct fut__pool *pool_user, *pool_io;

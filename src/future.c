@@ -292,6 +292,24 @@ int fut_cancel(fut *f)
 	return finish(f, 0, NULL, NULL, -ECANCELED);
 }
 
+/*
+ * As uv_unref: the work behind f goes on, but a run with nothing else
+ * left returns. The flag stays on f, so work it starts later (fut_then's
+ * next future, a coroutine's next await) is backgrounded too, and a cycle
+ * of combinators is walked once.
+ */
+int fut_background(fut *f)
+{
+	if (!f)
+		return -EINVAL;
+	if ((f->flags & FF_BG) || (load_state(f) & ST_MASK) != ST_PENDING)
+		return 0;
+	f->flags |= FF_BG;
+	if (f->prod && f->prod->background)
+		f->prod->background(f);
+	return 0;
+}
+
 fut *fut_ref(fut *f)
 {
 	if (f)

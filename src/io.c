@@ -27,6 +27,7 @@ struct fut__op *fut__op_alloc(struct fut_loop *loop, int kind)
 	op->done = 0;
 	op->stop_on_eintr = false;
 	op->cancel_req = 0;
+	op->bg = false;
 	return op;
 }
 
@@ -62,7 +63,10 @@ void fut__op_complete(struct fut__op *op, int64_t res)
 	struct fut_loop *loop = op->loop;
 	f->prod = NULL;
 	f->pdata = NULL;
-	loop->active--;
+	if (op->bg)
+		loop->active_bg--;
+	else
+		loop->active--;
 	fut__complete(f, res < 0 ? 0 : res, res < 0 ? (int)res : 0);
 	fut__op_free(op);
 	fut_unref(f);
@@ -74,8 +78,19 @@ static int io_cancel(fut *f)
 	return op->loop->be->cancel(op->loop, op);
 }
 
+static void op_background(fut *f)
+{
+	struct fut__op *op = f->pdata;
+	if (!op->bg) {
+		op->loop->active--;
+		op->loop->active_bg++;
+	}
+	op->bg = true;
+}
+
 const struct fut__producer fut__io_producer = {
 	.cancel = io_cancel,
+	.background = op_background,
 };
 
 /*
@@ -370,6 +385,7 @@ static int blocking_cancel(fut *f)
 
 static const struct fut__producer blocking_producer = {
 	.cancel = blocking_cancel,
+	.background = op_background,
 };
 
 fut *fut_run_blocking(fut_loop *loop, fut_blocking_fn fn, void *arg)

@@ -88,7 +88,10 @@ fut_loop *fut_loop_new(const struct fut_loop_opts *opts, int *err)
 
 static bool alive(struct fut_loop *loop)
 {
-	return loop->rq_head || loop->active || loop->wheel.count ||
+	/* Freeing, background ops count too: their cancels must come back. */
+	return loop->rq_head || loop->active ||
+	       (loop->closing && loop->active_bg) ||
+	       loop->wheel.count > loop->wheel.bg ||
 	       loop->timers || fut__posts_pending(loop);
 }
 
@@ -226,7 +229,7 @@ int fut_loop_free(fut_loop *loop)
 			fut_timer_free(loop->timers);
 		size_t n = fut__cancel_all(loop);
 		bool idle = !loop->rq_head && !loop->active &&
-			    !fut__posts_pending(loop);
+			    !loop->active_bg && !fut__posts_pending(loop);
 		if (!n && idle)
 			break;
 		/* Still pending with nothing left that could end them: a

@@ -92,6 +92,7 @@ void fut__timer_arm(struct fut_loop *loop, struct fut__tnode *tn, uint64_t when)
 	tn->armed = true;
 	place(w, tn);
 	w->count++;
+	w->bg += tn->bg;
 }
 
 void fut__timer_disarm(struct fut_loop *loop, struct fut__tnode *tn)
@@ -101,6 +102,7 @@ void fut__timer_disarm(struct fut_loop *loop, struct fut__tnode *tn)
 		return;
 	tn->armed = false;
 	w->count--;
+	w->bg -= tn->bg;
 	if (tn->level == LEVEL_DUE) {
 		list_unlink(&w->due, tn);
 		return;
@@ -151,6 +153,7 @@ static void fire_list(struct fut_loop *loop, struct fut__tlist *l)
 		tn->next = tn->prev = NULL;
 		tn->armed = false;
 		w->count--;
+		w->bg -= tn->bg;
 		tn->fire(tn);
 	}
 }
@@ -233,8 +236,17 @@ static int sleep_cancel(fut *f)
 	return 0;
 }
 
+static void sleep_background(fut *f)
+{
+	struct sleep *s = f->pdata;
+	if (s->tn.armed && !s->tn.bg)
+		f->loop->wheel.bg++;
+	s->tn.bg = true;
+}
+
 static const struct fut__producer sleep_producer = {
 	.cancel = sleep_cancel,
+	.background = sleep_background,
 };
 
 fut *fut_sleep(fut_loop *loop, uint64_t ms)
@@ -251,6 +263,7 @@ fut *fut_sleep(fut_loop *loop, uint64_t ms)
 	}
 	s->f = f;
 	s->tn.fire = sleep_fire;
+	s->tn.bg = false;
 	f->refs = 2;
 	f->prod = &sleep_producer;
 	f->pdata = s;

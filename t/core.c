@@ -822,6 +822,88 @@ START_TEST(pointer_value_shared_with_wrappers)
 }
 END_TEST
 
+/* fut_loop_run with only background work left returns at once, in ms. */
+static uint64_t run_ms(fut_loop *loop)
+{
+	uint64_t t0 = fut_loop_now(loop);
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	return fut_loop_now(loop) - t0;
+}
+
+static fut *long_sleep(fut *f, void *arg)
+{
+	(void)f;
+	return fut_sleep(arg, 100000);
+}
+
+/*
+ * fut_background: the work behind a future goes on, but fut_loop_run does
+ * not wait for it (as uv_unref). Through fut_then (the next future too),
+ * fut_all and fut_timeout; the future still ends as usual, and
+ * fut_loop_free cancels it.
+ */
+START_TEST(background_work_does_not_keep_run)
+{
+	fut_loop *loop = new_loop();
+	ck_assert_int_eq(fut_background(NULL), -EINVAL);
+	fut *done = fut_resolved(loop, 1);
+	ck_assert_int_eq(fut_background(done), 0);
+	fut_unref(done);
+	/* A sleep: the run returns, the sleep still fires. */
+	fut *s = fut_sleep(loop, 60);
+	ck_assert_int_eq(fut_background(s), 0);
+	ck_assert_int_eq(fut_background(s), 0); /* twice is once */
+	ck_assert_uint_lt(run_ms(loop), 40);
+	ck_assert_int_eq(fut_state(s), FUT_PENDING);
+	ck_assert_int_eq(fut_loop_run_until(loop, s), 0);
+	ck_assert_int_eq(fut_state(s), FUT_RESOLVED);
+	fut_unref(s);
+	/* Foreground work still holds the run, background or not. */
+	fut *bg = fut_sleep(loop, 100000), *fg = fut_sleep(loop, 30);
+	fut_background(bg);
+	uint64_t took = run_ms(loop);
+	ck_assert_uint_ge(took, 30);
+	ck_assert_uint_lt(took, 1000);
+	ck_assert_int_eq(fut_state(fg), FUT_RESOLVED);
+	fut_unref(fg);
+	/* An I/O operation, inside a timeout. */
+	int sv[2];
+	char b[4];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fut *r = fut_timeout(fut_recv(loop, sv[0], b, sizeof(b), 0), 100000);
+	fut_background(r);
+	ck_assert_uint_lt(run_ms(loop), 40);
+	ck_assert_int_eq(send(sv[1], "ab", 2, 0), 2);
+	ck_assert_int_eq(fut_loop_run_until(loop, r), 0);
+	ck_assert_int_eq(fut_value(r), 2);
+	fut_unref(r);
+	/* fut_then: what fn returns later is background too. */
+	fut *t = fut_then(fut_sleep(loop, 20), long_sleep, loop);
+	fut_background(t);
+	fg = fut_sleep(loop, 40);
+	run_ms(loop);
+	fut_unref(fg);
+	ck_assert_int_eq(fut_state(t), FUT_PENDING);
+	ck_assert_uint_lt(run_ms(loop), 40);
+	/* fut_all of two. */
+	fut *kids[] = { fut_sleep(loop, 100000),
+			fut_recv(loop, sv[0], b, sizeof(b), 0) };
+	fut *a = fut_all(loop, kids, 2, FUT_ALL_SETTLED);
+	fut_background(a);
+	ck_assert_uint_lt(run_ms(loop), 40);
+	ck_assert_int_eq(fut_state(a), FUT_PENDING);
+	/* Freeing the loop ends them all, and every reference goes. */
+	long hits = 0;
+	fut_on_done(t, count_cb, &hits);
+	fut_on_done(a, count_cb, &hits);
+	fut_unref(bg);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+	ck_assert_int_eq(hits, 2);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
 START_TEST(error_names)
 {
 	ck_assert_str_eq(fut_errname(-ECANCELED), "ECANCELED");
@@ -867,6 +949,7 @@ Suite *core_suite(void)
 	tcase_add_test(tc, poster_outlives_loop);
 	tcase_add_test(tc, free_inside_callback_is_refused);
 	tcase_add_test(tc, pointer_value_shared_with_wrappers);
+	tcase_add_test(tc, background_work_does_not_keep_run);
 	tcase_add_test(tc, error_names);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1060,6 +1060,78 @@ START_TEST(fetch_cancel_ends_the_exchange)
 }
 END_TEST
 
+/* A server on a loop of its own thread. */
+struct thread_server {
+	pthread_t t;
+	fut_loop *loop;
+	fut_http_server *srv;
+	sem_t ready, stopped;
+	int port;
+};
+
+static void *thread_server_main(void *arg)
+{
+	struct thread_server *ts = arg;
+	int err;
+	ts->loop = fut_loop_new(NULL, &err);
+	struct fut_http_server_opts o = { .host = "127.0.0.1",
+					  .handler = handler };
+	if (ts->loop && fut_http_server_new(ts->loop, &o, &ts->srv) == 0)
+		ts->port = fut_http_server_port(ts->srv);
+	sem_post(&ts->ready);
+	if (ts->port > 0) {
+		fut_loop_run(ts->loop); /* until fut_loop_stop */
+		/* Its call must be over before the free (fut_loop_free(3)). */
+		sem_wait(&ts->stopped);
+	}
+	fut_http_server_free(ts->srv);
+	fut_loop_free(ts->loop);
+	return NULL;
+}
+
+/*
+ * An idle pooled connection does not keep fut_loop_run going (as Node's
+ * agent unrefs a free socket): the run used to last idle_timeout_ms (4 s)
+ * after the last response. The connection is still reused after.
+ */
+START_TEST(idle_pool_does_not_keep_run)
+{
+	struct thread_server ts = { 0 };
+	sem_init(&ts.ready, 0, 0);
+	sem_init(&ts.stopped, 0, 0);
+	ck_assert_int_eq(pthread_create(&ts.t, NULL, thread_server_main, &ts), 0);
+	sem_wait(&ts.ready);
+	ck_assert_int_gt(ts.port, 0);
+	fut_loop *loop = new_loop();
+	char u[64];
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/", ts.port);
+	fut *f = fut_http_fetch(loop, u, NULL);
+	struct guard g = { .loop = loop };
+	sem_init(&g.done, 0, 0);
+	ck_assert_int_eq(pthread_create(&g.t, NULL, guard_thread, &g), 0);
+	uint64_t t0 = fut_loop_now(loop);
+	ck_assert_int_eq(fut_loop_run(loop), 0);
+	uint64_t took = fut_loop_now(loop) - t0;
+	sem_post(&g.done);
+	pthread_join(g.t, NULL);
+	sem_destroy(&g.done);
+	ck_assert_msg(took < 2000, "fut_loop_run took %llu ms",
+		      (unsigned long long)took);
+	ck_assert_int_eq(fut_http_response_of(f)->status, 200);
+	fut_unref(f);
+	f = fut_http_fetch(loop, u, NULL);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_http_response_of(f)->status, 200);
+	fut_unref(f);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+	fut_loop_stop(ts.loop);
+	sem_post(&ts.stopped);
+	pthread_join(ts.t, NULL);
+	sem_destroy(&ts.ready);
+	sem_destroy(&ts.stopped);
+}
+END_TEST
+
 START_TEST(client_timeouts_are_separate)
 {
 	fut_loop *loop = new_loop();
@@ -2521,6 +2593,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, graceful_shutdown);
 	tcase_add_test(tc, shutdown_lets_go);
 	tcase_add_test(tc, fetch_cancel_ends_the_exchange);
+	tcase_add_test(tc, idle_pool_does_not_keep_run);
 	tcase_add_test(tc, coroutine_handlers);
 	tcase_add_test(tc, coroutine_outlives_server);
 	tcase_add_test(tc, client_timeouts_are_separate);

@@ -28,11 +28,6 @@
 
 #include "tests.h"
 
-static void count_cb(fut *f, void *arg)
-{
-	(*(long *)arg)++;
-}
-
 struct resolver {
 	fut **fs;
 	int n;

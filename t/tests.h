@@ -10,6 +10,7 @@
 fut_loop *new_loop(void); /* fails the test if it cannot */
 void wait_for(fut_loop *loop, fut *f); /* fails after 15 s */
 void run_for(fut_loop *loop, uint64_t ms);
+void count_cb(fut *f, void *arg); /* ++*(long *)arg */
 const char *self_exe(void); /* for execl() in a fresh process */
 
 Suite *select_suite(void);

@@ -46,3 +46,9 @@ const char *self_exe(void)
 	path[n] = '\0';
 	return path;
 }
+
+void count_cb(fut *f, void *arg)
+{
+	(void)f;
+	(*(long *)arg)++;
+}
