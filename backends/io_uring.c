@@ -75,6 +75,7 @@ struct fdstate {
 	struct acceptor *acc;
 	uint8_t kind; /* K_*: learned with one fstat */
 	bool closed; /* by fut_close; the number may be open again since */
+	uint64_t gen; /* fut_closes of this number so far */
 };
 
 struct uring {
@@ -89,6 +90,7 @@ struct uring {
 };
 
 #define OP_QI(op) ((op)->u.be[0])
+#define OP_GEN(op) ((op)->u.be[1]) /* its fd's gen when submitted */
 
 static struct uring *U(struct fut_loop *loop)
 {
@@ -447,6 +449,7 @@ static void close_fd(struct uring *u, struct fut__op *op)
 	if (fs) {
 		fs->kind = K_UNKNOWN; /* the number may come back as anything */
 		fs->closed = true;
+		fs->gen++;
 	}
 	if (fs && fs->acc) {
 		struct acceptor *a = fs->acc;
@@ -523,6 +526,7 @@ static void ur_submit(struct fut_loop *loop, struct fut__op *op)
 		}
 		fs->closed = false;
 	}
+	OP_GEN(op) = fs->gen;
 	if (op->kind == OP_POLL && is_file(fs, op->fd)) {
 		fut__op_complete(op, fut__file_poll(op->events));
 		return;
@@ -593,18 +597,25 @@ static void completed(struct uring *u, struct fut__op *op, int res)
 		if (asked)
 			res = asked;
 	}
+	/* The rest of a short transfer would go to whatever holds the
+	 * number after a fut_close: the close ended this op. */
+	bool reopened = (size_t)op->fd < u->nfds &&
+			u->fds[op->fd].gen != OP_GEN(op);
 	if ((op->kind == OP_SEND || op->kind == OP_WRITE) && res > 0) {
 		op->done += (size_t)res;
-		if (op->done < op->len) { /* short: send the rest */
+		if (op->done >= op->len) {
+			res = (int)(op->len > INT32_MAX ? INT32_MAX : op->len);
+		} else if (reopened) {
+			res = -ECANCELED;
+		} else { /* short: send the rest */
 			to_ring(u, op);
 			return;
 		}
-		res = (int)(op->len > INT32_MAX ? INT32_MAX : op->len);
 	}
 	/* MSG_WAITALL past one SQE's length: wait for the rest too. */
 	bool waitall = op->kind == OP_RECV && (op->flags & MSG_WAITALL) &&
 		       !(op->flags & MSG_PEEK);
-	if (waitall && res > 0 && (unsigned)res == MAX_RW) {
+	if (waitall && res > 0 && (unsigned)res == MAX_RW && !reopened) {
 		/* The kernel's MSG_WAITALL got all of a clamped SQE: go on
 		 * for the rest. A shorter result is its own answer (end of
 		 * stream, a datagram, an error after some bytes). */

@@ -72,9 +72,25 @@ void fut__op_complete(struct fut__op *op, int64_t res)
 	fut_unref(f);
 }
 
+/*
+ * A cancelled op counts for run() again until it has ended: a cancel may
+ * complete later (io_uring, a busy worker), and until then the op may
+ * still use its buffer, so a run must not return and let the caller free
+ * it (libuv keeps the loop alive for a closing handle too).
+ */
+static void op_foreground(struct fut__op *op)
+{
+	if (op->bg) {
+		op->bg = false;
+		op->loop->active_bg--;
+		op->loop->active++;
+	}
+}
+
 static int io_cancel(fut *f)
 {
 	struct fut__op *op = f->pdata;
+	op_foreground(op);
 	return op->loop->be->cancel(op->loop, op);
 }
 
@@ -377,6 +393,7 @@ static void blocking_done(struct fut__job *job, int64_t res)
 static int blocking_cancel(fut *f)
 {
 	struct fut__op *op = f->pdata;
+	op_foreground(op);
 	int r = fut__pool_cancel(&op->u.job);
 	if (r == 0)
 		fut__op_complete(op, -ECANCELED);

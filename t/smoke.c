@@ -786,6 +786,44 @@ START_TEST(op_after_close_is_ebadf)
 }
 END_TEST
 
+/* A send cut short by fut_close never goes on into the file that gets the
+ * number next (io_uring resubmitted the rest of a short send by number). */
+START_TEST(close_stops_a_partial_send)
+{
+	fut_loop *loop = new_loop();
+	enum { LEN = 8 << 20 };
+	char *big = calloc(1, LEN);
+	ck_assert_ptr_nonnull(big);
+	int sv[2], nv[2];
+	char b[65536];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fut *s = fut_send(loop, sv[0], big, LEN, 0);
+	run_for(loop, 20);
+	ck_assert_int_eq(fut_state(s), FUT_PENDING);
+	/* The peer drains what was sent, so the send in the kernel makes
+	 * progress and comes back short, unseen yet, as the close runs. */
+	while (recv(sv[1], b, sizeof(b), MSG_DONTWAIT) > 0)
+		;
+	fut *c = fut_close(loop, sv[0]);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, nv), 0);
+	while (recv(sv[1], b, sizeof(b), MSG_DONTWAIT) > 0)
+		;
+	wait_for(loop, c);
+	wait_for(loop, s);
+	ck_assert_int_lt(fut_error(s), 0);
+	run_for(loop, 20);
+	ck_assert_int_eq(recv(nv[1], b, sizeof(b), MSG_DONTWAIT), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	fut_unref(c);
+	fut_unref(s);
+	close(sv[1]);
+	close(nv[0]);
+	close(nv[1]);
+	free(big);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 START_TEST(backends_agree_on_edges)
 {
 	fut_loop *loop = new_loop();
@@ -1433,6 +1471,7 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, socket_write_never_raises_sigpipe);
 	tcase_add_test(tc, pipe_stream_write_and_read);
 	tcase_add_test(tc, op_after_close_is_ebadf);
+	tcase_add_test(tc, close_stops_a_partial_send);
 	tcase_add_test(tc, backends_agree_on_edges);
 	tcase_add_test(tc, poll_out_after_peer_half_close);
 	tcase_add_test(tc, zero_length_recv_waits_for_data);
