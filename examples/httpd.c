@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,7 @@ int main(int argc, char **argv)
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
 
+	bool v6 = host && strchr(host, ':'); /* printed as [::1]:8080 */
 	struct worker *w = calloc((size_t)threads, sizeof(*w));
 	if (!w)
 		return 1;
@@ -187,15 +189,17 @@ int main(int argc, char **argv)
 		};
 		err = fut_http_server_new(w[i].loop, &o, &w[i].srv);
 		if (err) {
-			fprintf(stderr, "httpd: cannot listen on %s:%d: %s\n",
-				host ? host : "*", port, fut_strerror(err));
+			fprintf(stderr, "httpd: cannot listen on %s%s%s:%d: %s\n",
+				v6 ? "[" : "", host ? host : "*", v6 ? "]" : "",
+				port, fut_strerror(err));
 			return 1;
 		}
 		if (port == 0) /* the others share the first one's port */
 			port = fut_http_server_port(w[i].srv);
 	}
-	fprintf(stderr, "httpd: listening on %s:%d (%d thread%s, %s)\n",
-		host ? host : "*", port, threads, threads > 1 ? "s" : "",
+	fprintf(stderr, "httpd: listening on %s%s%s:%d (%d thread%s, %s)\n",
+		v6 ? "[" : "", host ? host : "*", v6 ? "]" : "", port,
+		threads, threads > 1 ? "s" : "",
 		fut_loop_backend(w[0].loop));
 	for (int i = 0; i < threads; i++)
 		pthread_create(&w[i].tid, NULL, run, &w[i]);

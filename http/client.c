@@ -862,9 +862,9 @@ struct resolve {
 
 /* getaddrinfo's failures are not errno values: a name that does not
  * resolve gets its own code, not a misleading "no route to host". */
-static int resolve_error(int e)
+int fut__http_gai_error(int gai)
 {
-	switch (e) {
+	switch (gai) {
 	case EAI_SYSTEM:
 		return errno ? -errno : -EIO;
 	case EAI_MEMORY:
@@ -884,7 +884,7 @@ static int64_t resolve_job(void *arg)
 	struct addrinfo *ai;
 	int e = getaddrinfo(rs->host, rs->port, &hints, &ai);
 	if (e)
-		return resolve_error(e);
+		return fut__http_gai_error(e);
 	struct addrs *a = rs->out;
 	for (struct addrinfo *i = ai; i && a->n < MAX_ADDRS; i = i->ai_next) {
 		if (i->ai_addrlen > sizeof(a->ss[0]))

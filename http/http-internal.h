@@ -22,4 +22,8 @@ void fut__http_limits(const struct fut_http_limits *in,
 const char *fut__http_find(const struct fut_http_header *h, size_t n,
 			   const char *name, size_t *len);
 
+/* A getaddrinfo(3) failure as an error code: the same for the client's
+ * lookups and the server's bind address. */
+int fut__http_gai_error(int gai);
+
 #endif

@@ -1123,8 +1123,7 @@ static int listen_on(const char *host, const struct fut_http_server_opts *o,
 	snprintf(port, sizeof(port), "%d", o->port);
 	int gai = getaddrinfo(host ? host : "::", port, &hints, &ai);
 	if (gai)
-		return !host ? -EAFNOSUPPORT : gai == EAI_SYSTEM ? -errno :
-		       FUT_HTTP_EBADURL;
+		return !host ? -EAFNOSUPPORT : fut__http_gai_error(gai);
 	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 			0);
 	int err = fd < 0 ? -errno : 0;
