@@ -15,9 +15,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#define USAGE "usage: fetch [-X METHOD] [-d BODY] URL\n"
+
 static int usage(void)
 {
-	fprintf(stderr, "usage: fetch [-X METHOD] [-d BODY] URL\n");
+	fputs(USAGE, stderr);
 	return 2;
 }
 
@@ -25,6 +27,10 @@ int main(int argc, char **argv)
 {
 	struct fut_http_fetch_opts o = { 0 };
 	int c;
+	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		fputs(USAGE, stdout);
+		return 0;
+	}
 	while ((c = getopt(argc, argv, "X:d:")) != -1) {
 		switch (c) {
 		case 'X':

@@ -122,15 +122,21 @@ static void shut(void *arg)
 	fut_on_done(fut_http_server_shutdown(w->srv, 5000), shut_done, w->loop);
 }
 
+#define USAGE "usage: httpd --port N [--host H] [--threads T]\n"
+
 static int usage(void)
 {
-	fprintf(stderr, "usage: httpd --port N [--host H] [--threads T]\n");
+	fputs(USAGE, stderr);
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
 	int threads = 1;
+	if (cli_wants_help(argc, argv)) {
+		fputs(USAGE, stdout);
+		return 0;
+	}
 	for (int i = 1; i < argc; i++) {
 		if (i + 1 >= argc)
 			return usage();

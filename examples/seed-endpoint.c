@@ -158,10 +158,12 @@ static void *on_signal(void *arg)
 	return NULL;
 }
 
+#define USAGE "usage: seed-endpoint --mode async|sync|sync-coroutine " \
+	      "--upstream URL --port N\n"
+
 static int usage(void)
 {
-	fprintf(stderr, "usage: seed-endpoint --mode async|sync|sync-coroutine "
-		"--upstream URL --port N\n");
+	fputs(USAGE, stderr);
 	return 2;
 }
 
@@ -170,6 +172,10 @@ int main(int argc, char **argv)
 	const char *mode = NULL;
 	int port = -1;
 	long v;
+	if (cli_wants_help(argc, argv)) {
+		fputs(USAGE, stdout);
+		return 0;
+	}
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--mode") == 0)
 			mode = argv[i + 1];
