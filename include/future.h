@@ -61,8 +61,8 @@ enum {
 	FUT_HTTP_ETIMEOUT_CONNECT = -4109, /* client: connect timed out */
 	FUT_HTTP_ETIMEOUT_QUEUE = -4110,   /* client: no free connection in time */
 	FUT_HTTP_ETIMEOUT_REQUEST = -4111, /* client: response not in time */
-	FUT_HTTP_ERESOLVE = -4112,    /* client: host name does not resolve */
-	FUT_HTTP_ERESOLVE_AGAIN = -4113, /* client: name server failed, try later */
+	FUT_HTTP_ERESOLVE = -4112,    /* host name does not resolve */
+	FUT_HTTP_ERESOLVE_AGAIN = -4113, /* name server failed, try later */
 	FUT_HTTP_ESCHEME = -4114,     /* client: URL scheme other than http:// */
 	FUT_ERR_MIN_ = -4199
 };

@@ -480,7 +480,7 @@ static int coro_cancel(fut *g)
 static void coro_background(fut *g)
 {
 	struct coro *c = g->pdata;
-	if (c->awaiting)
+	if (c->awaiting && !c->cancelled)
 		fut_background(c->awaiting);
 }
 
@@ -586,7 +586,9 @@ int fut_await(fut *f, int64_t *value)
 			return -EDEADLK;
 		}
 		c->awaiting = f;
-		if (c->result->flags & FF_BG)
+		/* A cancelled coroutine's clean-up awaits hold the run: it is
+		 * ending, and the caller waits for that. */
+		if ((c->result->flags & FF_BG) && !c->cancelled)
 			fut_background(f);
 		if (fut_on_done(f, wake_cb, c) < 0) {
 			c->awaiting = NULL;

@@ -161,6 +161,7 @@ struct fut__op {
 	bool stop_on_eintr; /* blocking form: EINTR may end the op (threads) */
 	uint8_t cancel_req; /* ... when this is set (atomic): cancel asked */
 	bool bg; /* fut_background: not counted in loop->active */
+	bool fg_only; /* cancelled: counted until it ends, whatever asks */
 	short events; /* OP_POLL */
 	int fd;
 	int flags;

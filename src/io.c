@@ -28,6 +28,7 @@ struct fut__op *fut__op_alloc(struct fut_loop *loop, int kind)
 	op->stop_on_eintr = false;
 	op->cancel_req = 0;
 	op->bg = false;
+	op->fg_only = false;
 	return op;
 }
 
@@ -80,6 +81,7 @@ void fut__op_complete(struct fut__op *op, int64_t res)
  */
 static void op_foreground(struct fut__op *op)
 {
+	op->fg_only = true;
 	if (op->bg) {
 		op->bg = false;
 		op->loop->active_bg--;
@@ -97,6 +99,8 @@ static int io_cancel(fut *f)
 static void op_background(fut *f)
 {
 	struct fut__op *op = f->pdata;
+	if (op->fg_only)
+		return;
 	if (!op->bg) {
 		op->loop->active--;
 		op->loop->active_bg++;

@@ -830,6 +830,18 @@ static uint64_t run_ms(fut_loop *loop)
 	return fut_loop_now(loop) - t0;
 }
 
+static int cleaned_up;
+
+/* Waits for good; cancelled, it cleans up (an await of its own). */
+static int64_t waits_then_cleans_up(void *arg)
+{
+	fut_loop *loop = arg;
+	int e = fut_await(fut_sleep(loop, 100000), NULL);
+	ck_assert_int_eq(fut_coro_sleep(30), 0);
+	cleaned_up = 1;
+	return e;
+}
+
 static fut *long_sleep(fut *f, void *arg)
 {
 	(void)f;
@@ -885,6 +897,23 @@ START_TEST(background_work_does_not_keep_run)
 	run_ms(loop);
 	ck_assert_int_ne(fut_state(r), FUT_PENDING);
 	fut_unref(r);
+	/* ... and marking it after the cancel changes nothing. */
+	r = fut_recv(loop, sv[0], b, sizeof(b), 0);
+	ck_assert_int_eq(fut_cancel(r), 0);
+	fut_background(r);
+	run_ms(loop);
+	ck_assert_int_ne(fut_state(r), FUT_PENDING);
+	fut_unref(r);
+	/* A cancelled background coroutine's clean-up holds the run. */
+	fut *co = fut_spawn(loop, waits_then_cleans_up, loop);
+	fut_background(co);
+	ck_assert_uint_lt(run_ms(loop), 40);
+	ck_assert_int_eq(cleaned_up, 0);
+	ck_assert_int_eq(fut_cancel(co), 0);
+	run_ms(loop);
+	ck_assert_int_eq(cleaned_up, 1);
+	ck_assert_int_ne(fut_state(co), FUT_PENDING);
+	fut_unref(co);
 	/* fut_then: what fn returns later is background too. */
 	fut *t = fut_then(fut_sleep(loop, 20), long_sleep, loop);
 	fut_background(t);
