@@ -124,6 +124,16 @@ static void shut(void *arg)
 
 #define USAGE "usage: httpd --port N [--host H] [--threads T]\n"
 
+/* The first n workers (a start-up failure: none runs yet). */
+static void free_workers(struct worker *w, int n)
+{
+	for (int i = 0; i < n; i++) {
+		fut_http_server_free(w[i].srv);
+		fut_loop_free(w[i].loop);
+	}
+	free(w);
+}
+
 static int usage(void)
 {
 	fputs(USAGE, stderr);
@@ -174,6 +184,13 @@ int main(int argc, char **argv)
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
 
+	static char bare[256]; /* --host [::1], as a URL writes it */
+	size_t hl = host ? strlen(host) : 0;
+	if (hl > 2 && host[0] == '[' && host[hl - 1] == ']' &&
+	    hl - 2 < sizeof(bare)) {
+		memcpy(bare, host + 1, hl - 2);
+		host = bare;
+	}
 	bool v6 = host && strchr(host, ':'); /* printed as [::1]:8080 */
 	struct worker *w = calloc((size_t)threads, sizeof(*w));
 	if (!w)
@@ -184,6 +201,7 @@ int main(int argc, char **argv)
 		if (!w[i].loop) {
 			fprintf(stderr, "httpd: fut_loop_new: %s\n",
 				fut_strerror(err));
+			free_workers(w, i);
 			return 1;
 		}
 		struct fut_http_server_opts o = {
@@ -198,6 +216,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "httpd: cannot listen on %s%s%s:%d: %s\n",
 				v6 ? "[" : "", host ? host : "*", v6 ? "]" : "",
 				port, fut_strerror(err));
+			free_workers(w, i + 1);
 			return 1;
 		}
 		if (port == 0) /* the others share the first one's port */
