@@ -49,6 +49,7 @@
 #define MAX_WORKERS 512
 #define CANCEL_RETRY_MS 5
 
+enum { K_UNKNOWN = 0, K_FILE, K_SOCK, K_OTHER };
 enum { Q_READ = FUT__SIDE_READ, Q_WRITE = FUT__SIDE_WRITE,
        Q_POLL = FUT__SIDE_POLL, NQ = FUT__NSIDES };
 /* op->bq: where the op is. */
@@ -59,6 +60,7 @@ struct fdstate {
 	struct fut__op *running[NQ];
 	struct fut__op *close_op; /* waits for running ops to finish */
 	bool nonblock; /* O_NONBLOCK set, for try_accept */
+	uint8_t kind;  /* K_*: learned with one fstat, kept until fut_close */
 };
 
 struct wk {
@@ -238,6 +240,18 @@ static void dispatch(struct thr *t, struct fut__op *op)
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* What fd is: a regular file (or block device, directory), a socket, or
+ * something else. Not kept when fstat fails: the number is not open. */
+static int fd_kind(struct fdstate *fs, int fd)
+{
+	struct stat st;
+	if (fs->kind == K_UNKNOWN && fstat(fd, &st) == 0)
+		fs->kind = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ||
+			   S_ISDIR(st.st_mode) ? K_FILE :
+			   S_ISSOCK(st.st_mode) ? K_SOCK : K_OTHER;
+	return fs->kind;
+}
+
 static void do_close(struct thr *t, struct fdstate *fs, struct fut__op *op);
 
 /* After an op of fd left queue qi: start the next one, or a pending close. */
@@ -413,15 +427,12 @@ static void th_submit(struct fut_loop *loop, struct fut__op *op)
 		fut__op_complete(op, -EBADF);
 		return;
 	}
-	struct stat st;
-	if (op->kind == OP_POLL && fstat(op->fd, &st) == 0 &&
-	    (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ||
-	     S_ISDIR(st.st_mode))) {
+	if (op->kind == OP_POLL && fd_kind(fs, op->fd) == K_FILE) {
 		fut__op_complete(op, fut__file_poll(op->events));
 		return;
 	}
-	if (op->kind == OP_WRITE && op->off < 0 && fstat(op->fd, &st) == 0 &&
-	    S_ISSOCK(st.st_mode))
+	if (op->kind == OP_WRITE && op->off < 0 &&
+	    fd_kind(fs, op->fd) == K_SOCK)
 		fut__socket_write(op);
 	int qi = fut__op_side(op->kind);
 	op->u.be[0] = op->u.be[1] = 0;
