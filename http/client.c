@@ -597,7 +597,7 @@ static int resp_progress(struct request *r, int eof)
 			if (eof) {
 				req_fail(r, r->send_err ? r->send_err :
 					 c->len || r->answered || !c->reused ?
-					 FUT_HTTP_EBADRESP : -ECONNRESET);
+					 FUT_HTTP_ECLOSED : -ECONNRESET);
 				return 1;
 			}
 			return 0;
@@ -667,7 +667,7 @@ static int resp_progress(struct request *r, int eof)
 		return 1;
 	}
 	if (eof) {
-		req_fail(r, FUT_HTTP_EBADRESP); /* cut short */
+		req_fail(r, FUT_HTTP_ECLOSED); /* cut short */
 		return 1;
 	}
 	return 0;

@@ -56,7 +56,7 @@ enum {
 	FUT_HTTP_EBODYTOOBIG = -4104, /* body over limit: 413 */
 	FUT_HTTP_ENOTIMPL = -4105,    /* unknown transfer coding: 501 */
 	FUT_HTTP_EVERSION = -4106,    /* HTTP major version not 1: 505 */
-	FUT_HTTP_EBADRESP = -4107,    /* malformed or cut-short response (client) */
+	FUT_HTTP_EBADRESP = -4107,    /* malformed response (client) */
 	FUT_HTTP_EBADURL = -4108,     /* URL the client cannot use */
 	FUT_HTTP_ETIMEOUT_CONNECT = -4109, /* client: connect timed out */
 	FUT_HTTP_ETIMEOUT_QUEUE = -4110,   /* client: no free connection in time */
@@ -64,6 +64,7 @@ enum {
 	FUT_HTTP_ERESOLVE = -4112,    /* host name does not resolve */
 	FUT_HTTP_ERESOLVE_AGAIN = -4113, /* name server failed, try later */
 	FUT_HTTP_ESCHEME = -4114,     /* client: URL scheme other than http:// */
+	FUT_HTTP_ECLOSED = -4115,     /* client: server closed mid-response */
 	FUT_ERR_MIN_ = -4199
 };
 

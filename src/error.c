@@ -38,8 +38,7 @@ static const struct libcode libcodes[] = {
 	  "HTTP transfer coding not implemented" },
 	{ FUT_HTTP_EVERSION, "FUT_HTTP_EVERSION",
 	  "HTTP version not supported" },
-	{ FUT_HTTP_EBADRESP, "FUT_HTTP_EBADRESP",
-	  "malformed or incomplete HTTP response" },
+	{ FUT_HTTP_EBADRESP, "FUT_HTTP_EBADRESP", "malformed HTTP response" },
 	{ FUT_HTTP_EBADURL, "FUT_HTTP_EBADURL", "unusable URL" },
 	{ FUT_HTTP_ETIMEOUT_CONNECT, "FUT_HTTP_ETIMEOUT_CONNECT",
 	  "HTTP connect timed out" },
@@ -52,6 +51,8 @@ static const struct libcode libcodes[] = {
 	  "temporary failure in name resolution" },
 	{ FUT_HTTP_ESCHEME, "FUT_HTTP_ESCHEME",
 	  "URL scheme not supported (only http://)" },
+	{ FUT_HTTP_ECLOSED, "FUT_HTTP_ECLOSED",
+	  "server closed the connection before the response was complete" },
 };
 
 static const struct libcode *find(int err)

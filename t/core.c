@@ -950,7 +950,7 @@ START_TEST(error_names)
 			FUT_EWRONGTHREAD, FUT_ENOTCOMPILED, FUT_ESYSCTL,
 			FUT_HTTP_EBADREQ, FUT_HTTP_ETIMEOUT_REQUEST,
 			FUT_HTTP_ERESOLVE, FUT_HTTP_ERESOLVE_AGAIN,
-			FUT_HTTP_ESCHEME };
+			FUT_HTTP_ESCHEME, FUT_HTTP_ECLOSED };
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
 		ck_assert_ptr_nonnull(fut_strerror(codes[i]));
 		ck_assert(strncmp(fut_errname(codes[i]), "FUT_", 4) == 0);
