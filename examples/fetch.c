@@ -31,8 +31,11 @@ int main(int argc, char **argv)
 		fputs(USAGE, stdout);
 		return 0;
 	}
-	while ((c = getopt(argc, argv, "X:d:")) != -1) {
+	while ((c = getopt(argc, argv, "X:d:h")) != -1) {
 		switch (c) {
+		case 'h':
+			fputs(USAGE, stdout);
+			return 0;
 		case 'X':
 			o.method = optarg;
 			break;
