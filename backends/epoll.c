@@ -119,7 +119,8 @@ static int classify(struct fdstate *fs, int fd)
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode)) {
+	int kind = fut__fd_kind(st.st_mode);
+	if (kind == FUT__FD_FILE) {
 		fs->kind = FD_FILE;
 		return 0;
 	}
@@ -127,10 +128,10 @@ static int classify(struct fdstate *fs, int fd)
 	if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
 		return -errno;
 	fs->kind = FD_POLLABLE;
-	fs->sock = S_ISSOCK(st.st_mode);
+	fs->sock = kind == FUT__FD_SOCK;
 	int type = 0;
 	socklen_t tl = sizeof(type);
-	fs->stream = S_ISSOCK(st.st_mode) &&
+	fs->stream = fs->sock &&
 		     getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
 		     type == SOCK_STREAM;
 	fs->rdrained = fs->rdhup = false;

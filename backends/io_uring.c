@@ -67,13 +67,12 @@ struct acceptor {
 	size_t nstash, capstash;
 };
 
-enum { K_UNKNOWN = 0, K_FILE, K_PIPE, K_SOCK, K_OTHER };
 
 struct fdstate {
 	struct fut__opq q[NQ];
 	struct fut__op *inflight[NQ];
 	struct acceptor *acc;
-	uint8_t kind; /* K_*: learned with one fstat */
+	uint8_t kind; /* FUT__FD_*: learned once, kept until fut_close */
 	bool closed; /* by fut_close; the number may be open again since */
 	uint64_t gen; /* fut_closes of this number so far */
 };
@@ -443,11 +442,11 @@ static void close_fd(struct uring *u, struct fut__op *op)
 		fut__op_complete(w, -ECANCELED);
 	}
 	/* Positional file I/O is not tracked per fd: assume some. */
-	bool busy = fs && (fs->kind == K_FILE || (fs->acc && fs->acc->armed));
+	bool busy = fs && (fs->kind == FUT__FD_FILE || (fs->acc && fs->acc->armed));
 	for (int qi = 0; fs && qi < NQ; qi++)
 		busy = busy || fs->inflight[qi];
 	if (fs) {
-		fs->kind = K_UNKNOWN; /* the number may come back as anything */
+		fs->kind = FUT__FD_UNKNOWN; /* the number may come back as anything */
 		fs->closed = true;
 		fs->gen++;
 	}
@@ -488,20 +487,11 @@ static void close_fd(struct uring *u, struct fut__op *op)
 
 static bool is_file(struct fdstate *fs, int fd)
 {
-	if (fs->kind == K_UNKNOWN) {
-		struct stat st;
-		if (fstat(fd, &st) < 0)
-			fs->kind = K_OTHER;
-		else if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
-			fs->kind = K_FILE;
-		else if (S_ISFIFO(st.st_mode))
-			fs->kind = K_PIPE;
-		else if (S_ISSOCK(st.st_mode))
-			fs->kind = K_SOCK;
-		else
-			fs->kind = K_OTHER;
-	}
-	return fs->kind == K_FILE;
+	struct stat st;
+	/* Not kept when fstat fails: the number is not open. */
+	if (fs->kind == FUT__FD_UNKNOWN && fstat(fd, &st) == 0)
+		fs->kind = (uint8_t)fut__fd_kind(st.st_mode);
+	return fs->kind == FUT__FD_FILE;
 }
 
 static void ur_submit(struct fut_loop *loop, struct fut__op *op)
@@ -541,13 +531,13 @@ static void ur_submit(struct fut_loop *loop, struct fut__op *op)
 		return;
 	}
 	if ((op->kind == OP_READ || op->kind == OP_WRITE) && op->off >= 0 &&
-	    (fs->kind == K_PIPE || fs->kind == K_SOCK)) {
+	    (fs->kind == FUT__FD_PIPE || fs->kind == FUT__FD_SOCK)) {
 		/* The ring would ignore the offset; pread(2) says ESPIPE,
 		 * and so do the other backends. */
 		fut__op_complete(op, -ESPIPE);
 		return;
 	}
-	if (op->kind == OP_WRITE && !is_file(fs, op->fd) && fs->kind == K_SOCK)
+	if (op->kind == OP_WRITE && !is_file(fs, op->fd) && fs->kind == FUT__FD_SOCK)
 		fut__socket_write(op);
 	int qi = fut__op_side(op->kind);
 	OP_QI(op) = (uint64_t)qi;

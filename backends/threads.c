@@ -49,7 +49,6 @@
 #define MAX_WORKERS 512
 #define CANCEL_RETRY_MS 5
 
-enum { K_UNKNOWN = 0, K_FILE, K_SOCK, K_OTHER };
 enum { Q_READ = FUT__SIDE_READ, Q_WRITE = FUT__SIDE_WRITE,
        Q_POLL = FUT__SIDE_POLL, NQ = FUT__NSIDES };
 /* op->bq: where the op is. */
@@ -60,7 +59,7 @@ struct fdstate {
 	struct fut__op *running[NQ];
 	struct fut__op *close_op; /* waits for running ops to finish */
 	bool nonblock; /* O_NONBLOCK set, for try_accept */
-	uint8_t kind;  /* K_*: learned with one fstat, kept until fut_close */
+	uint8_t kind;  /* FUT__FD_*: learned once, kept until fut_close */
 };
 
 struct wk {
@@ -240,15 +239,13 @@ static void dispatch(struct thr *t, struct fut__op *op)
 	pthread_mutex_unlock(&t->lock);
 }
 
-/* What fd is: a regular file (or block device, directory), a socket, or
- * something else. Not kept when fstat fails: the number is not open. */
+/* fut__fd_kind, learned once. Not kept when fstat fails: the number is
+ * not open. */
 static int fd_kind(struct fdstate *fs, int fd)
 {
 	struct stat st;
-	if (fs->kind == K_UNKNOWN && fstat(fd, &st) == 0)
-		fs->kind = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ||
-			   S_ISDIR(st.st_mode) ? K_FILE :
-			   S_ISSOCK(st.st_mode) ? K_SOCK : K_OTHER;
+	if (fs->kind == FUT__FD_UNKNOWN && fstat(fd, &st) == 0)
+		fs->kind = (uint8_t)fut__fd_kind(st.st_mode);
 	return fs->kind;
 }
 
@@ -427,12 +424,12 @@ static void th_submit(struct fut_loop *loop, struct fut__op *op)
 		fut__op_complete(op, -EBADF);
 		return;
 	}
-	if (op->kind == OP_POLL && fd_kind(fs, op->fd) == K_FILE) {
+	if (op->kind == OP_POLL && fd_kind(fs, op->fd) == FUT__FD_FILE) {
 		fut__op_complete(op, fut__file_poll(op->events));
 		return;
 	}
 	if (op->kind == OP_WRITE && op->off < 0 &&
-	    fd_kind(fs, op->fd) == K_SOCK)
+	    fd_kind(fs, op->fd) == FUT__FD_SOCK)
 		fut__socket_write(op);
 	int qi = fut__op_side(op->kind);
 	op->u.be[0] = op->u.be[1] = 0;

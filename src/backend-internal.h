@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 struct fut_backend {
 	/* Name reported by fut_loop_backend() and matched by FUTURE_BACKEND. */
@@ -45,6 +46,24 @@ struct fut_backend {
 	/* Thread-safe: interrupt wait(). */
 	void (*wake)(struct fut_loop *loop);
 };
+
+/*
+ * What an fd is, from its fstat mode, the same on every backend (which
+ * each learn once and keep until fut_close): a file (regular, block
+ * device or directory: not pollable, read and written at offsets), a
+ * pipe, a socket, or something else pollable (a tty, an eventfd). io_uring
+ * took a directory for "other" where epoll and threads took it for a file.
+ */
+enum { FUT__FD_UNKNOWN = 0, FUT__FD_FILE, FUT__FD_PIPE, FUT__FD_SOCK,
+       FUT__FD_OTHER };
+
+static inline int fut__fd_kind(mode_t mode)
+{
+	if (S_ISREG(mode) || S_ISBLK(mode) || S_ISDIR(mode))
+		return FUT__FD_FILE;
+	return S_ISFIFO(mode) ? FUT__FD_PIPE :
+	       S_ISSOCK(mode) ? FUT__FD_SOCK : FUT__FD_OTHER;
+}
 
 /*
  * fut_poll on a regular file or block device, the same on every backend:
