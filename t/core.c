@@ -7,7 +7,6 @@
 #include <check.h>
 #include <errno.h>
 #include <limits.h>
-#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -645,12 +644,6 @@ START_TEST(post_drain_oldest_queue_first)
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
 END_TEST
-
-static size_t heap_in_use(void)
-{
-	struct mallinfo2 mi = mallinfo2(); /* zeros under ASan: no check */
-	return mi.uordblks + mi.hblkhd;
-}
 
 struct spawner {
 	fut_loop *loop;

@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <future.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* t/util.c */
@@ -11,6 +12,8 @@ fut_loop *new_loop(void); /* fails the test if it cannot */
 void wait_for(fut_loop *loop, fut *f); /* fails after 15 s */
 void run_for(fut_loop *loop, uint64_t ms);
 void count_cb(fut *f, void *arg); /* ++*(long *)arg */
+/* Bytes malloc holds (mallinfo2); 0 under ASan, which replaces malloc. */
+size_t heap_in_use(void);
 const char *self_exe(void); /* for execl() in a fresh process */
 
 Suite *select_suite(void);

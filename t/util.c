@@ -4,6 +4,7 @@
 #include <check.h>
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include "tests.h"
@@ -51,4 +52,10 @@ void count_cb(fut *f, void *arg)
 {
 	(void)f;
 	(*(long *)arg)++;
+}
+
+size_t heap_in_use(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+	return mi.uordblks + mi.hblkhd;
 }
