@@ -643,7 +643,8 @@ static int resp_progress(struct request *r, int eof)
 		int rc = fut_http_chunked_decode(&r->ch, c->buf + r->dec_end,
 						 &n, &rest, r->o.max_body);
 		if (rc < 0) {
-			req_fail(r, rc == FUT_HTTP_EBODYTOOBIG ? rc :
+			req_fail(r, rc == FUT_HTTP_EBODYTOOBIG ||
+					    rc == FUT_HTTP_EHDRTOOBIG ? rc :
 				    FUT_HTTP_EBADRESP);
 			return 1;
 		}

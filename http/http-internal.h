@@ -11,6 +11,8 @@
 
 /* Case-insensitive compare of a (pointer, length) view with a C string. */
 int fut__http_ieq(const char *a, size_t alen, const char *b);
+/* Exact compare, for methods: they are case-sensitive (RFC 9110 9.1). */
+int fut__http_is(const char *a, size_t alen, const char *b);
 /* Is c a token character (RFC 9110 5.6.2)? */
 int fut__http_tchar(unsigned char c);
 /* Whether a list field value (#element, RFC 9110 5.6.1) has token tok. */

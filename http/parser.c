@@ -58,6 +58,11 @@ static int lower(int c)
 	return c >= 'A' && c <= 'Z' ? c + 32 : c;
 }
 
+int fut__http_is(const char *a, size_t alen, const char *b)
+{
+	return alen == strlen(b) && memcmp(a, b, alen) == 0;
+}
+
 int fut__http_ieq(const char *a, size_t alen, const char *b)
 {
 	size_t blen = strlen(b);
@@ -130,20 +135,16 @@ struct framing {
 };
 
 /* Content-Length: 1*DIGIT, possibly repeated ("5, 5" or two fields), all
- * the same. */
+ * the same (RFC 9110 8.6). Not a list field: an empty element (",5",
+ * "5,") is an invalid value, answered 400 (RFC 9112 6.3 rule 5), as
+ * nginx and llhttp do, rather than a length some front end reads
+ * otherwise. */
 static int parse_content_length(const char *v, size_t n, struct framing *fr)
 {
 	size_t i = 0;
-	int any = 0;
 	while (i <= n) {
 		while (i < n && (v[i] == ' ' || v[i] == '\t'))
 			i++;
-		if (i < n && v[i] == ',') { /* empty list element */
-			i++;
-			continue;
-		}
-		if (i >= n)
-			break;
 		uint64_t x = 0;
 		size_t d = 0;
 		while (i < n && v[i] >= '0' && v[i] <= '9') {
@@ -159,13 +160,14 @@ static int parse_content_length(const char *v, size_t n, struct framing *fr)
 			i++;
 		if (i < n && v[i] != ',')
 			return FUT_HTTP_EBADREQ;
+		if (i + 1 == n) /* a trailing comma */
+			return FUT_HTTP_EBADREQ;
 		i++;
 		if (fr->content_length >= 0 && (uint64_t)fr->content_length != x)
 			return FUT_HTTP_EBADREQ;
 		fr->content_length = (int64_t)x;
-		any = 1;
 	}
-	return any ? 0 : FUT_HTTP_EBADREQ;
+	return 0;
 }
 
 /* Transfer-Encoding: a list of codings; only a final "chunked" is
@@ -439,7 +441,9 @@ static int request_line(const char *l, size_t ll,
 	const char *t = req->target, *end = t + req->target_len;
 	const char *path = t;
 	int absolute = 0;
-	if (fut__http_ieq(req->method, req->method_len, "CONNECT")) {
+	/* Methods are case-sensitive (RFC 9110 9.1): "connect" is some
+	 * other, unknown method. */
+	if (fut__http_is(req->method, req->method_len, "CONNECT")) {
 		/* host ":" port, the port not empty (RFC 9112 3.2.3, RFC
 		 * 9110 9.3.6); the path is empty. */
 		ptrdiff_t h = host_port(t, req->target_len);
@@ -453,7 +457,7 @@ static int request_line(const char *l, size_t ll,
 			while (sch < end && scheme_char(*sch))
 				sch++;
 		if (req->target_len == 1 && t[0] == '*' &&
-		    fut__http_ieq(req->method, req->method_len, "OPTIONS")) {
+		    fut__http_is(req->method, req->method_len, "OPTIONS")) {
 			path = t;
 		} else if (sch > t && end - sch > 3 &&
 			   memcmp(sch, "://", 3) == 0) {
@@ -533,9 +537,21 @@ int fut_http_parse_request(const char *buf, size_t len, size_t last_len,
 		so_far--;
 	if (so_far > lim.max_request_line)
 		return FUT_HTTP_EURITOOLONG;
-	if (!nl)
+	if (!nl) {
+		/* What cannot start a request line is refused now, not after
+		 * the header timeout: a TLS ClientHello (0x16 ...) or other
+		 * junk without an LF got 408 after 10 s (RFC 9112 3: an
+		 * invalid request-line SHOULD get 400). A lone CR at the end
+		 * may be the start of an empty line's CRLF. */
+		size_t i = s;
+		while (i < upto && tchar[(unsigned char)buf[i]])
+			i++;
+		if (i < upto && buf[i] != ' ' &&
+		    !(i == s && i + 1 == upto && buf[i] == '\r'))
+			return FUT_HTTP_EBADREQ;
 		return len > lim.max_header_bytes ? FUT_HTTP_EHDRTOOBIG :
 						    FUT_HTTP_EINCOMPLETE;
+	}
 	ptrdiff_t lf = line_end(buf + s, len - s, 0);
 	if (lf == -2)
 		return FUT_HTTP_EBADREQ;
@@ -851,7 +867,7 @@ int fut_http_chunked_decode(struct fut_http_chunked *st, char *buf,
 			if (c == '\r' && st->state == CH_TRAILER0) {
 				st->state = CH_END_LF;
 			} else if (++st->aux > MAX_TRAILER) {
-				err = FUT_HTTP_EBADREQ;
+				err = FUT_HTTP_EHDRTOOBIG; /* 431, as a head */
 				goto fail;
 			} else if (tchar[c]) {
 				st->state = CH_TRAILER_NAME;
@@ -866,10 +882,12 @@ int fut_http_chunked_decode(struct fut_http_chunked *st, char *buf,
 		case CH_TRAILER:
 			if (c == '\r') {
 				st->state = CH_TRAILER_LF;
-			} else if ((!is_vchar_or_obs(c) && c != ' ' &&
-				    c != '\t') ||
-				   ++st->aux > MAX_TRAILER) {
+			} else if (!is_vchar_or_obs(c) && c != ' ' &&
+				   c != '\t') {
 				err = FUT_HTTP_EBADREQ; /* controls */
+				goto fail;
+			} else if (++st->aux > MAX_TRAILER) {
+				err = FUT_HTTP_EHDRTOOBIG;
 				goto fail;
 			}
 			in++;

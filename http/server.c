@@ -735,7 +735,7 @@ static int known_method(const char *m, size_t n)
 		"PATCH",
 	};
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-		if (n == strlen(methods[i]) && memcmp(m, methods[i], n) == 0)
+		if (fut__http_is(m, n, methods[i]))
 			return 1;
 	return 0;
 }
@@ -774,8 +774,8 @@ static void dispatch(struct conn *c)
 				       s->lim.max_headers, &s->lim);
 	}
 	r->c = c;
-	r->head_only = fut__http_ieq(r->head.method, r->head.method_len,
-				     "HEAD");
+	r->head_only = fut__http_is(r->head.method, r->head.method_len,
+				    "HEAD");
 	r->close_after = r->client_closes = !r->head.keep_alive;
 	if (r->head.chunked) {
 		r->body = c->in + c->head_len;
@@ -1359,7 +1359,7 @@ const char *fut_http_req_header(const fut_http_req *r, const char *name,
 	 * parser accepted the target: "scheme://authority[/?...]". */
 	const char *sep = h->target_len && h->target[0] != '/' &&
 			  h->target[0] != '*' &&
-			  !fut__http_ieq(h->method, h->method_len, "CONNECT") ?
+			  !fut__http_is(h->method, h->method_len, "CONNECT") ?
 		memchr(h->target, ':', h->target_len) : NULL;
 	if (sep && fut__http_ieq(name, strlen(name), "host")) {
 		const char *a = sep + 3, *e = h->target + h->target_len, *p = a;

@@ -472,6 +472,15 @@ static const struct {
 	{ "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
 	{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n", 413 },
 	{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400 },
+	{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ,5\r\n\r\nhello", 400 },
+	{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5,\r\n\r\nhello", 400 },
+	/* Methods are case-sensitive: an unknown one, and "*" for a method
+	 * that is not OPTIONS. */
+	{ "connect / HTTP/1.1\r\nHost: x\r\n\r\n", 501 },
+	{ "options * HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
+	/* A TLS ClientHello has no line feed: 400 at once, not 408 after
+	 * the header timeout (10 s). */
+	{ "\x16\x03\x01\x02\x01\x01\x01\x01\xfc\x03\x03", 400 },
 };
 
 START_TEST(hostile_input_4xx_and_close)
@@ -508,6 +517,14 @@ START_TEST(hostile_input_4xx_and_close)
 	for (int i = 0; i < 700; i++)
 		n += snprintf(big + n, 100000 - (size_t)n,
 			      "X-%d: %090d\r\n", i, i);
+	raw(loop, srv, &x, big, (size_t)n);
+	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 431 ", 13), "%.30s", x.got);
+	/* A trailer section over its 64 KiB is too large a head too. */
+	n = snprintf(big, 100000, "POST / HTTP/1.1\r\nHost: x\r\n"
+		     "Transfer-Encoding: chunked\r\n\r\n0\r\nX: ");
+	memset(big + n, 'a', 70000);
+	n += 70000;
+	n += snprintf(big + n, 100000 - (size_t)n, "\r\n\r\n");
 	raw(loop, srv, &x, big, (size_t)n);
 	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 431 ", 13), "%.30s", x.got);
 	free(big);
