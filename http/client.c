@@ -100,6 +100,7 @@ struct request {
 	enum rphase phase;
 	fut *timer;
 	fut *io;
+	fut *sio;             /* a send still running while io reads */
 	char *host;
 	char port[8];
 	int head_req;
@@ -370,9 +371,23 @@ static void wq_remove(struct pool *p, struct request *r)
 	r->wq_next = NULL;
 }
 
+/*
+ * Stop a send that runs alongside the read. Its callback then only lets
+ * go of the request (whose out buffer it sends from), so the connection
+ * may go at once: a send holds nothing of it.
+ */
+static void send_detach(struct request *r)
+{
+	if (r->sio) {
+		fut_cancel(r->sio);
+		r->sio = NULL;
+	}
+}
+
 /* The request lets go of its connection and closes it. */
 static void drop_conn(struct request *r)
 {
+	send_detach(r);
 	struct conn *c = r->conn;
 	r->conn = NULL;
 	if (c) {
@@ -386,6 +401,7 @@ static void drop_conn(struct request *r)
 static void retry_fresh(struct request *r)
 {
 	struct conn *c = r->conn;
+	send_detach(r);
 	r->retried = 1;
 	r->conn = NULL;
 	start_connect(r->pool, r);
@@ -412,6 +428,7 @@ static void req_fail(struct request *r, int err)
 	struct pool *p = r->pool;
 	r->phase = R_DONE;
 	phase_timer_stop(r);
+	send_detach(r);
 	if (was == R_QUEUED)
 		wq_remove(p, r);
 	fut_reject(r->result, err);
@@ -531,6 +548,11 @@ static void req_finish(struct request *r, const char *body, size_t blen,
 	if (fut_resolve_ptr(r->result, res, resp_free) < 0)
 		resp_free(res); /* the caller cancelled the future meanwhile */
 	r->conn = NULL;
+	/* Answered before the request was all sent (a 413 to an upload):
+	 * the rest cannot go out on this connection, nor another request. */
+	if (r->sio)
+		reusable = 0;
+	send_detach(r);
 	if (reusable && r->rh.keep_alive && !r->close_req && !r->send_err) {
 		c->idle_ms = r->o.idle_timeout_ms; /* the last user's */
 		conn_idle(c);
@@ -786,7 +808,33 @@ static void on_sent(fut *f, void *arg)
 	req_unref(r);
 }
 
-/* The request owns c from here: send, then read the response. */
+/* The send of a request whose response is read meanwhile. */
+static void on_sent_alongside(fut *f, void *arg)
+{
+	struct request *r = arg;
+	if (f == r->sio) {
+		int err = fut_error(f);
+		r->sio = NULL;
+		/* A reset or a close is the read's to report (and a reused
+		 * connection's to retry): the response may be in the
+		 * socket before it. */
+		if (err == -EPIPE || err == -ECONNRESET)
+			r->send_err = err;
+		else if (err)
+			req_fail(r, err);
+	}
+	req_unref(r);
+}
+
+/*
+ * The request owns c from here: send, and read the response. A send that
+ * cannot complete at once (a body larger than the socket's buffers) runs
+ * alongside the read: a server that answers before it reads the whole
+ * body, or echoes as it reads, fills our receive buffer while we fill
+ * its, and each then waited for the other until the request timed out
+ * (RFC 9112 9.5: a client watches for a response while it sends; curl
+ * does).
+ */
 static void conn_use(struct conn *c, struct request *r)
 {
 	c->state = C_BUSY;
@@ -806,8 +854,14 @@ static void conn_use(struct conn *c, struct request *r)
 		req_fail(r, -ENOMEM);
 		return;
 	}
-	r->io = f;
 	r->refs++;
+	if (fut_state(f) == FUT_PENDING) {
+		r->sio = f;
+		fut_on_done(f, on_sent_alongside, r);
+		conn_read(r);
+		return;
+	}
+	r->io = f;
 	fut_on_done(f, on_sent, r);
 }
 

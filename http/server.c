@@ -290,6 +290,11 @@ static void conn_close(struct conn *c)
 	}
 	if (c->phase == P_HANDLER && !c->req.ended) {
 		c->phase = P_CLOSED;
+		/* A writer waiting for room would wait for good: no send
+		 * will make any (a send that completed just before a free or
+		 * a shutdown's deadline came back here without failing
+		 * them). */
+		fail_waiters(&c->req, -EPIPE);
 		detach(c);
 		return;
 	}
@@ -535,6 +540,11 @@ static void on_sent(fut *f, void *arg)
 	if (!err)
 		c->timed_out = 0; /* done before the sweep's cancel: progress */
 	if (err < 0) {
+		/* Our own cancel: the write timeout's, or a close by free or
+		 * shutdown. A handler is told which, not -ECANCELED, which
+		 * would read as its own coroutine being cancelled. */
+		if (err == -ECANCELED)
+			err = c->timed_out ? -ETIMEDOUT : -EPIPE;
 		c->req.failed = err;
 		fail_waiters(&c->req, err);
 		conn_close(c);

@@ -806,6 +806,51 @@ END_TEST
 
 static int coro_upstream_port;
 
+/* /flood: writes until a write fails, into a peer that reads nothing. */
+static int flood_err, flood_started, flood_done;
+
+static void flooder(fut_http_req *req)
+{
+	static char chunk[16384];
+	ck_assert_int_eq(fut_http_stream_begin(req, 200), 0);
+	flood_started = 1;
+	int e;
+	while ((e = fut_await(fut_http_stream_write(req, chunk, sizeof(chunk)),
+			      NULL)) == 0)
+		;
+	flood_err = e;
+	ck_assert_int_eq(fut_http_stream_end(req), e);
+	flood_done = 1;
+}
+
+/* A client that sends GET /flood and reads nothing, its window small. */
+static int flood_client(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0), small = 4096;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	static const char get[] = "GET /flood HTTP/1.1\r\nHost: x\r\n\r\n";
+	ck_assert_int_eq(send(fd, get, sizeof(get) - 1, 0), sizeof(get) - 1);
+	return fd;
+}
+
+static void wait_flood_start(fut_loop *loop)
+{
+	for (int i = 0; i < 200 && !flood_started; i++)
+		run_for(loop, 1);
+	ck_assert(flood_started);
+}
+
+static void wait_flood(fut_loop *loop)
+{
+	for (int i = 0; i < 200 && !flood_done; i++)
+		run_for(loop, 10);
+	ck_assert_msg(flood_done, "the writer still waits");
+}
+
 static void coro_handler(fut_http_req *req, void *arg)
 {
 	(void)arg;
@@ -841,20 +886,29 @@ static void coro_handler(fut_http_req *req, void *arg)
 		fut_http_respond(req, 200, b, n);
 	} else if (route(req, "GET", "/stream")) {
 		streamer(req);
+	} else if (route(req, "GET", "/flood")) {
+		flooder(req);
 	} else {
 		fut_http_respond(req, 404, NULL, 0);
 	}
 }
 
-static fut_http_server *serve_coro(fut_loop *loop)
+static fut_http_server *serve_coro_opts(fut_loop *loop,
+					struct fut_http_server_opts *o)
 {
-	struct fut_http_server_opts o = { .host = "127.0.0.1",
-					  .handler = coro_handler,
-					  .coroutine = 1 };
+	o->host = "127.0.0.1";
+	o->handler = coro_handler;
+	o->coroutine = 1;
 	fut_http_server *srv = NULL;
-	int err = fut_http_server_new(loop, &o, &srv);
+	int err = fut_http_server_new(loop, o, &srv);
 	ck_assert_msg(err == 0, "server: %s", fut_strerror(err));
 	return srv;
+}
+
+static fut_http_server *serve_coro(fut_loop *loop)
+{
+	struct fut_http_server_opts o = { 0 };
+	return serve_coro_opts(loop, &o);
 }
 
 /* Each request's handler runs in its own coroutine: one waiting (a sleep,
@@ -940,6 +994,48 @@ START_TEST(coroutine_outlives_server)
 	wait_for(loop, slow);
 	ck_assert_int_lt(fut_error(slow), 0);
 	fut_unref(slow);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/*
+ * A handler waiting for room to write is let go whenever the connection
+ * ends: a write timeout fails its write with -ETIMEDOUT, a free or a
+ * shutdown's deadline with -EPIPE (both were -ECANCELED, which reads as
+ * the handler's own coroutine being cancelled). A send that completed in
+ * the tick of the free left the writer waiting for good (a user audit;
+ * on epoll every run with the free 3 ms in). The delays sweep that race.
+ */
+START_TEST(stalled_writer_is_let_go)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { .write_timeout_ms = 100 };
+	fut_http_server *srv = serve_coro_opts(loop, &o);
+	flood_started = flood_done = 0;
+	int fd = flood_client(fut_http_server_port(srv));
+	wait_flood(loop);
+	ck_assert_int_eq(flood_err, -ETIMEDOUT);
+	close(fd);
+	fut_http_server_free(srv);
+	for (int ms = 0; ms < 10; ms++) {
+		struct fut_http_server_opts d = { 0 };
+		srv = serve_coro_opts(loop, &d);
+		flood_started = flood_done = 0;
+		fd = flood_client(fut_http_server_port(srv));
+		wait_flood_start(loop);
+		run_for(loop, (uint64_t)ms);
+		if (ms % 2) {
+			fut_unref(fut_http_server_shutdown(srv, 5));
+		} else {
+			fut_http_server_free(srv);
+			srv = NULL;
+		}
+		wait_flood(loop);
+		ck_assert_msg(flood_err == -EPIPE, "%d ms: %s", ms,
+			      fut_strerror(flood_err));
+		close(fd);
+		fut_http_server_free(srv);
+	}
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
 END_TEST
@@ -2358,6 +2454,113 @@ static fut *fetch_ms(fut_loop *loop, const char *u,
 	return f;
 }
 
+/* ---- a server that answers an upload before reading it ---- */
+
+struct early {
+	int fd;           /* listening */
+	size_t body;      /* the request body's length */
+	size_t reply;     /* Content-Length of a 200 sent before the body is
+			     read; 0: a 413, then a pause, then close */
+	size_t got;       /* body bytes read */
+};
+
+static int64_t early_job(void *arg)
+{
+	struct early *x = arg;
+	int c = accept(x->fd, NULL, NULL);
+	if (c < 0)
+		return -errno;
+	static char buf[65536];
+	size_t n = 0;
+	char *end = NULL;
+	while (!end && n < sizeof(buf) - 1) {
+		ssize_t k = recv(c, buf + n, sizeof(buf) - 1 - n, 0);
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+		buf[n] = '\0';
+		end = strstr(buf, "\r\n\r\n");
+	}
+	x->got = end ? n - (size_t)(end + 4 - buf) : 0;
+	if (!x->reply) {
+		static const char no[] = "HTTP/1.1 413 Payload Too Large\r\n"
+					 "Content-Length: 0\r\n\r\n";
+		send(c, no, sizeof(no) - 1, MSG_NOSIGNAL);
+		usleep(1500 * 1000);
+		close(c);
+		return 0;
+	}
+	int hl = snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\n"
+			  "Content-Length: %zu\r\n\r\n", x->reply);
+	send(c, buf, (size_t)hl, MSG_NOSIGNAL);
+	memset(buf, 'r', sizeof(buf));
+	for (size_t left = x->reply; left;) {
+		ssize_t k = send(c, buf, left < sizeof(buf) ? left : sizeof(buf),
+				 MSG_NOSIGNAL);
+		if (k <= 0)
+			break;
+		left -= (size_t)k;
+	}
+	while (x->got < x->body) {
+		ssize_t k = recv(c, buf, sizeof(buf), 0);
+		if (k <= 0)
+			break;
+		x->got += (size_t)k;
+	}
+	close(c);
+	return 0;
+}
+
+/*
+ * The client reads while it sends: a server that answers an upload before
+ * it reads it (an early 413, or a large response first) fills the
+ * client's receive buffer while the client fills its own; the client used
+ * to read only once its send was done, and both waited until the request
+ * timed out (a client audit; curl completes the same exchange).
+ */
+START_TEST(fetch_reads_while_it_sends)
+{
+	fut_loop *loop = new_loop();
+	enum { BODY = 8 << 20, REPLY = 4 << 20 };
+	char *body = malloc(BODY);
+	memset(body, 'b', BODY);
+	char u[64];
+	struct early x = { .body = BODY, .reply = REPLY };
+	x.fd = bound_socket(u);
+	ck_assert_int_eq(listen(x.fd, 8), 0);
+	fut *job = fut_run_blocking(loop, early_job, &x);
+	struct fut_http_fetch_opts o = { .body = body, .body_len = BODY,
+					 .request_timeout_ms = 5000 };
+	int ms;
+	fut *f = fetch_ms(loop, u, &o, &ms);
+	ck_assert_msg(fut_error(f) == 0, "%s after %d ms",
+		      fut_strerror(fut_error(f)), ms);
+	ck_assert_int_eq(fut_http_response_of(f)->status, 200);
+	ck_assert_uint_eq(fut_http_response_of(f)->body_len, REPLY);
+	fut_unref(f);
+	wait_for(loop, job);
+	fut_unref(job);
+	ck_assert_uint_eq(x.got, BODY); /* and the body went out whole */
+	close(x.fd);
+
+	/* A 413 on a connection the server keeps open without reading. */
+	x = (struct early){ .body = BODY };
+	x.fd = bound_socket(u);
+	ck_assert_int_eq(listen(x.fd, 8), 0);
+	job = fut_run_blocking(loop, early_job, &x);
+	f = fetch_ms(loop, u, &o, &ms);
+	ck_assert_msg(fut_error(f) == 0, "%s", fut_strerror(fut_error(f)));
+	ck_assert_int_eq(fut_http_response_of(f)->status, 413);
+	ck_assert_int_lt(ms, 1000); /* not when the server closes, at 1.5 s */
+	fut_unref(f);
+	wait_for(loop, job);
+	fut_unref(job);
+	close(x.fd);
+	free(body);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 /*
  * A pooled connection is checked when it is handed out, not only by its
  * watcher (which runs only while the loop does): one the server has
@@ -2610,6 +2813,8 @@ Suite *http_suite(void)
 	tcase_add_test(tc, idle_pool_does_not_keep_run);
 	tcase_add_test(tc, coroutine_handlers);
 	tcase_add_test(tc, coroutine_outlives_server);
+	tcase_add_test(tc, stalled_writer_is_let_go);
+	tcase_add_test(tc, fetch_reads_while_it_sends);
 	tcase_add_test(tc, client_timeouts_are_separate);
 	tcase_add_test(tc, client_errors);
 	tcase_add_test(tc, fetch_retries_only_idempotent);
