@@ -1199,7 +1199,10 @@ static int build(struct request *r, const char *path,
 	for (const char *m = method; *m; m++)
 		if (!fut__http_tchar((unsigned char)*m))
 			return -EINVAL; /* method = token (RFC 9110 9.1) */
-	if (!*method)
+	/* CONNECT opens a tunnel (RFC 9110 9.3.6): its target is an
+	 * authority and its 2xx ends HTTP on the connection, which an
+	 * exchange of request and response cannot stand for. */
+	if (!*method || strcmp(method, "CONNECT") == 0)
 		return -EINVAL;
 	r->head_req = strcmp(method, "HEAD") == 0;
 	static const char *const idem[] = { "GET", "HEAD", "OPTIONS", "TRACE",
@@ -1215,8 +1218,11 @@ static int build(struct request *r, const char *path,
 	int hplen = snprintf(hostport, sizeof(hostport), "%s%s%s%s%s",
 			     v6 ? "[" : "", r->host, v6 ? "]" : "",
 			     dflt ? "" : ":", dflt ? "" : r->port);
-	size_t sz = strlen(method) + plen + (size_t)hplen + o->body_len + 128;
-	int own_host = 0;
+	static const char ua[] = "User-Agent: libfuture/" FUT_HTTP_VERSION
+				 "\r\n";
+	size_t sz = strlen(method) + plen + (size_t)hplen + o->body_len + 128 +
+		    sizeof(ua);
+	int own_host = 0, own_ua = 0;
 	for (const char *const *h = o->headers; h && *h; h++) {
 		if (!valid_header_line(*h))
 			return -EINVAL;
@@ -1231,6 +1237,7 @@ static int build(struct request *r, const char *path,
 			if (own_host++) /* one Host (RFC 9112 3.2) */
 				return -EINVAL;
 		}
+		own_ua |= fut__http_ieq(*h, nl, "user-agent");
 		if (fut__http_ieq(*h, nl, "connection") &&
 		    fut__http_list_has(*h + nl + 1, strlen(*h + nl + 1),
 				       "close"))
@@ -1249,6 +1256,12 @@ static int build(struct request *r, const char *path,
 			 plen && path[0] == '/' ? "" : "/", (int)plen, path,
 			 hplen, hostport);
 	size_t len = (size_t)n;
+	/* A user agent SHOULD say what it is (RFC 9110 10.1.5), as curl
+	 * and Python do; the caller's own field replaces it. */
+	if (!own_ua) {
+		memcpy(out + len, ua, sizeof(ua) - 1);
+		len += sizeof(ua) - 1;
+	}
 	for (const char *const *h = o->headers; h && *h; h++) {
 		size_t l = strlen(*h);
 		memcpy(out + len, *h, l);

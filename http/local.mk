@@ -5,7 +5,8 @@ futureinclude_HEADERS = include/future/http.h
 pkgconfig_DATA += libfuture-http.pc
 lib_LTLIBRARIES += libfuture-http.la
 libfuture_http_la_SOURCES = http/http-internal.h http/parser.c http/server.c http/client.c
-libfuture_http_la_CPPFLAGS = -I$(top_srcdir)/include
+libfuture_http_la_CPPFLAGS = -I$(top_srcdir)/include \
+	-DFUT_HTTP_VERSION='"$(PACKAGE_VERSION)"'
 libfuture_http_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 libfuture_http_la_LIBADD = libfuture.la
 libfuture_http_la_LDFLAGS = $(AM_LDFLAGS) -version-info 0:0:0 -no-undefined \

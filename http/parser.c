@@ -618,6 +618,11 @@ int fut_http_parse_response(const char *buf, size_t len, size_t last_len,
 	if (check_args(buf, len, last_len, resp, headers, &max_headers, limits,
 		       &lim))
 		return -EINVAL;
+	/* Bytes that cannot start a status line fail now, not when the
+	 * server closes or the request times out (an HTTP/0.9 answer, a
+	 * TLS alert, a banner). */
+	if (len && memcmp(buf, "HTTP/", len < 5 ? len : 5) != 0)
+		return FUT_HTTP_EBADRESP;
 	size_t end = head_end(buf, len, last_len >= 2 ? last_len - 2 : 0, 1);
 	if (!end || end > lim.max_header_bytes)
 		return (end > lim.max_header_bytes ||

@@ -1378,7 +1378,8 @@ START_TEST(client_errors)
 	wait_for(loop, f);
 	ck_assert_int_ne(fut_error(f), FUT_HTTP_EBADURL);
 	fut_unref(f);
-	static const char *const methods[] = { "G(E)T", "GET/x", "A:B", "" };
+	static const char *const methods[] = { "G(E)T", "GET/x", "A:B", "",
+					       "CONNECT" };
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
 		struct fut_http_fetch_opts mo = { .method = methods[i] };
 		f = fut_http_fetch(loop, "http://127.0.0.1:1/", &mo);
@@ -1427,6 +1428,8 @@ START_TEST(client_errors)
 		 "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
 		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
 		"garbage\r\n\r\n",
+		/* HTTP/0.9: no status line, the body until close */
+		"<html>hi</html>",
 		/* unasked-for 101: what follows is not HTTP to parse */
 		("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n"
 		 "Connection: Upgrade\r\n\r\nHTTP/1.1 200 OK\r\n"
@@ -1447,7 +1450,7 @@ START_TEST(client_errors)
 		wait_for(loop, f);
 		/* Content-Length 10 with 5 bytes then a close, and the last
 		 * three: cut short by the close, not malformed. */
-		int want = i == 2 || i >= 6 ? FUT_HTTP_ECLOSED :
+		int want = i == 2 || i >= 7 ? FUT_HTTP_ECLOSED :
 					     FUT_HTTP_EBADRESP;
 		ck_assert_msg(fut_error(f) == want, "reply %zu: %s",
 			      i, fut_strerror(fut_error(f)));
@@ -1609,9 +1612,23 @@ START_TEST(fetch_request_shape)
 		const struct fut_http_response *r = fut_http_response_of(f);
 		ck_assert_msg(r, "%s: %s", u, fut_strerror(fut_error(f)));
 		ck_assert_msg(strstr(r->body, want), "%s: %s", u, r->body);
+		/* A user agent says what it is (RFC 9110 10.1.5). */
+		ck_assert_msg(strstr(r->body, "User-Agent: libfuture/"), "%s",
+			      r->body);
 		fut_unref(f);
 	}
 	snprintf(u, sizeof(u), "http://127.0.0.1:%d/dump", port);
+	/* ... unless the caller says it: then that one only. */
+	static const char *const ua[] = { "user-agent: mine/1", NULL };
+	struct fut_http_fetch_opts uo = { .headers = ua };
+	fut *uf = fut_http_fetch(loop, u, &uo);
+	wait_for(loop, uf);
+	ck_assert_ptr_nonnull(fut_http_response_of(uf));
+	ck_assert_msg(strstr(fut_http_response_of(uf)->body,
+			     "user-agent: mine/1\n") &&
+		      !strstr(fut_http_response_of(uf)->body, "libfuture/"),
+		      "%s", fut_http_response_of(uf)->body);
+	fut_unref(uf);
 	struct fut_http_fetch_opts po = { .method = "PATCH" };
 	fut *f = fut_http_fetch(loop, u, &po);
 	wait_for(loop, f);
