@@ -102,6 +102,12 @@ struct request {
 	fut *timer;
 	fut *io;
 	fut *sio;             /* a send still running while io reads */
+	/* A response complete before its request was all sent, waiting
+	 * for the send (req_finish's arguments; body as an offset in the
+	 * connection's buffer, SIZE_MAX for none). */
+	bool fin_pending;
+	bool fin_reusable;
+	size_t fin_off, fin_len;
 	char *host;
 	char port[8];
 	int head_req;
@@ -509,6 +515,19 @@ static void req_finish(struct request *r, const char *body, size_t blen,
 		       int reusable)
 {
 	struct conn *c = r->conn;
+	if (r->sio && r->rh.status < 400) {
+		/* The server answered before it had the whole body, and
+		 * not with an error: it may still read it (an upload acted on
+		 * after an early 200, as nginx reads and drops a body after
+		 * its response). The exchange ends when the body is out, not
+		 * with the rest cut off. An error status says the body is not
+		 * wanted: the send stops (RFC 9112 9.5). */
+		r->fin_pending = true;
+		r->fin_off = body ? (size_t)(body - c->buf) : SIZE_MAX;
+		r->fin_len = blen;
+		r->fin_reusable = reusable;
+		return;
+	}
 	size_t nh = r->rh.num_headers;
 	size_t sz = sizeof(struct fut_http_response) +
 		    nh * sizeof(struct fut_http_header) +
@@ -820,9 +839,16 @@ static void on_sent_alongside(fut *f, void *arg)
 		 * connection's to retry): the response may be in the
 		 * socket before it. */
 		if (err == -EPIPE || err == -ECONNRESET)
-			r->send_err = err;
+			r->send_err = err; /* and not reused */
 		else if (err)
 			req_fail(r, err);
+		if (r->fin_pending && r->phase != R_DONE) {
+			struct conn *c = r->conn;
+			r->fin_pending = false;
+			req_finish(r, r->fin_off == SIZE_MAX ? NULL :
+				   c->buf + r->fin_off, r->fin_len,
+				   r->fin_reusable);
+		}
 	}
 	req_unref(r);
 }
@@ -848,6 +874,7 @@ static void conn_use(struct conn *c, struct request *r)
 	r->until_close = 0;
 	r->answered = 0;
 	r->send_err = 0;
+	r->fin_pending = false;
 	if (r->phase != R_REQUEST)
 		request_timer(r);
 	fut *f = fut_send(r->loop, c->fd, r->out, r->out_len, MSG_NOSIGNAL);
