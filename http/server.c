@@ -120,15 +120,25 @@ struct anchor {
 	int pending;
 };
 
+/* A name may stand for several addresses ("localhost": 127.0.0.1 and
+ * ::1): the server listens on each, as nginx does. */
+#define MAX_LISTEN 8
+
+struct listener {
+	int fd;
+	fut *accept_f;
+	int accepting;
+};
+
 struct fut_http_server {
 	fut_loop *loop;
 	struct fut_http_server_opts o;
 	struct fut_http_limits lim;
-	int lfd;
+	struct listener ls[MAX_LISTEN];
+	unsigned nls;
 	int port;
 	struct anchor *anchor;
-	fut *accept_f, *pause_f, *deadline_f;
-	int accepting;
+	fut *pause_f, *deadline_f;
 	struct conn *conns;
 	unsigned nconns;
 	fut_timer *sweep;
@@ -247,7 +257,7 @@ static void detach(struct conn *c)
 	s->nconns--;
 	if (s->stopping && !s->nconns && s->shutdown_f)
 		shutdown_done(s);
-	else if (!s->stopping && !s->accepting && !s->pause_f)
+	else if (!s->stopping && !s->pause_f)
 		start_accept(s); /* below the cap again */
 }
 
@@ -1054,8 +1064,11 @@ static void on_accept(fut *f, void *arg)
 			close((int)v);
 		return;
 	}
-	s->accepting = 0;
-	s->accept_f = NULL;
+	for (unsigned i = 0; i < s->nls; i++)
+		if (s->ls[i].accept_f == f) {
+			s->ls[i].accepting = 0;
+			s->ls[i].accept_f = NULL;
+		}
 	if (accepted(s, v))
 		start_accept(s);
 }
@@ -1070,19 +1083,19 @@ static void on_accept(fut *f, void *arg)
  * 0.5..0.9 s (session 8). Costs nothing when connections come one at a
  * time: the next accept was tried anyway.
  */
-static void start_accept(fut_http_server *s)
+static void accept_on(fut_http_server *s, struct listener *l)
 {
 	for (int i = 0;; i++) {
-		if (s->stopping || s->accepting || s->pause_f || s->lfd < 0 ||
+		if (s->stopping || l->accepting || s->pause_f || l->fd < 0 ||
 		    s->nconns >= s->o.max_connections)
 			return;
-		fut *f = fut_accept(s->loop, s->lfd, NULL, NULL);
+		fut *f = fut_accept(s->loop, l->fd, NULL, NULL);
 		if (!f)
 			return;
 		/* After a full batch the rest waits for the next tick. */
 		if (fut_state(f) == FUT_PENDING || i == ACCEPT_BATCH) {
-			s->accepting = 1;
-			s->accept_f = f;
+			l->accepting = 1;
+			l->accept_f = f;
 			s->anchor->pending++;
 			fut_on_done(f, on_accept, s->anchor);
 			return;
@@ -1092,6 +1105,12 @@ static void start_accept(fut_http_server *s)
 		if (!accepted(s, v))
 			return;
 	}
+}
+
+static void start_accept(fut_http_server *s)
+{
+	for (unsigned i = 0; i < s->nls; i++)
+		accept_on(s, &s->ls[i]);
 }
 
 /* ---- timeouts ---- */
@@ -1118,30 +1137,21 @@ static unsigned min_u(unsigned a, unsigned b)
 /* ---- the server ---- */
 
 /*
- * A listening socket for host (NULL: every address, IPv6 and IPv4 alike,
- * as Go's and Node's servers do: a client that resolves "localhost" to
- * ::1 first, as ab does with no fallback, must find the server). Returns
- * the fd or a negative error.
+ * A listening socket for one address. v6only: 1 or 0 sets IPV6_V6ONLY,
+ * -1 leaves the system's default. Returns the fd or a negative error.
  */
-static int listen_on(const char *host, const struct fut_http_server_opts *o,
-		     int backlog)
+static int listen_one(const struct addrinfo *ai, int v6only,
+		      const struct fut_http_server_opts *o, int backlog)
 {
-	struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
-				  .ai_socktype = SOCK_STREAM };
-	struct addrinfo *ai = NULL;
-	char port[8];
-	snprintf(port, sizeof(port), "%d", o->port);
-	int gai = getaddrinfo(host ? host : "::", port, &hints, &ai);
-	if (gai)
-		return !host ? -EAFNOSUPPORT : fut__http_gai_error(gai);
 	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 			0);
 	int err = fd < 0 ? -errno : 0;
-	int one = 1, zero = 0;
+	int one = 1;
 	if (!err)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (!err && !host &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)
+	if (!err && ai->ai_family == AF_INET6 && v6only >= 0 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
+		       sizeof(v6only)) < 0)
 		err = -EAFNOSUPPORT;
 	if (!err && o->reuseport &&
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
@@ -1160,14 +1170,87 @@ static int listen_on(const char *host, const struct fut_http_server_opts *o,
 	if (!err && (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
 		     listen(fd, backlog) < 0))
 		err = -errno;
-	/* IPv6 switched off (ipv6.disable=1 or disable_ipv6): the caller
-	 * falls back to IPv4. */
-	if (!host && (err == -EADDRNOTAVAIL || err == -EAFNOSUPPORT))
-		err = -EAFNOSUPPORT;
-	freeaddrinfo(ai);
 	if (err && fd >= 0)
 		close(fd);
 	return err ? err : fd;
+}
+
+static int port_of(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	return ntohs(ss.ss_family == AF_INET6 ?
+		     ((struct sockaddr_in6 *)&ss)->sin6_port :
+		     ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void set_port(struct sockaddr *sa, int port)
+{
+	if (sa->sa_family == AF_INET6)
+		((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+}
+
+/*
+ * Listen on host (NULL: every address, IPv6 and IPv4 alike, as Go's and
+ * Node's servers do: a client that resolves "localhost" to ::1 first, as
+ * ab does with no fallback, must find the server). A name listens on every
+ * address it resolves to, as nginx does ("localhost" is 127.0.0.1 and
+ * ::1: a client may try either), each on the same port; an address this
+ * machine cannot bind (IPv6 switched off) is skipped while another works.
+ * Fills s->ls and s->port; returns 0 or a negative error.
+ */
+static int listen_on(fut_http_server *s, const char *host)
+{
+	const struct fut_http_server_opts *o = &s->o;
+	struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+				  .ai_socktype = SOCK_STREAM };
+	struct addrinfo *ai = NULL;
+	char port[8];
+	snprintf(port, sizeof(port), "%d", o->port);
+	int gai = getaddrinfo(host ? host : "::", port, &hints, &ai);
+	if (gai)
+		return !host ? -EAFNOSUPPORT : fut__http_gai_error(gai);
+	/* Several addresses: each IPv6 socket takes IPv6 only, or "::" would
+	 * take the port of "0.0.0.0" too. */
+	int many = ai->ai_next != NULL;
+	int err = 0, skipped = 0;
+	for (struct addrinfo *i = ai; i && s->nls < MAX_LISTEN; i = i->ai_next) {
+		int dup = 0;
+		for (struct addrinfo *j = ai; j != i; j = j->ai_next)
+			dup |= j->ai_addrlen == i->ai_addrlen &&
+			       !memcmp(j->ai_addr, i->ai_addr, i->ai_addrlen);
+		if (dup)
+			continue;
+		if (s->nls) /* port 0 chose one: the others take it too */
+			set_port(i->ai_addr, s->port);
+		int fd = listen_one(i, !host ? 0 : many ? 1 : -1, o,
+				    s->o.backlog);
+		if (fd == -EADDRNOTAVAIL || fd == -EAFNOSUPPORT) {
+			skipped = fd;
+			continue;
+		}
+		if (fd < 0) {
+			err = fd;
+			break;
+		}
+		if (!s->nls)
+			s->port = port_of(fd);
+		s->ls[s->nls].fd = fd;
+		s->ls[s->nls++].accept_f = NULL;
+	}
+	freeaddrinfo(ai);
+	if (!err && !s->nls)
+		/* IPv6 switched off (ipv6.disable=1 or disable_ipv6): for
+		 * NULL the caller falls back to IPv4. */
+		err = !host ? -EAFNOSUPPORT : skipped;
+	if (err) {
+		while (s->nls)
+			close(s->ls[--s->nls].fd);
+	}
+	return err;
 }
 
 int fut_http_server_new(fut_loop *loop, const struct fut_http_server_opts *o,
@@ -1215,23 +1298,11 @@ int fut_http_server_new(fut_loop *loop, const struct fut_http_server_opts *o,
 		s->o.linger_bytes = DEF_LINGER_BYTES;
 	if (!s->o.stream_high_water)
 		s->o.stream_high_water = DEF_HIGH_WATER;
-	s->lfd = -1;
-
-	int fd = listen_on(o->host, o, s->o.backlog);
-	int err = 0;
-	if (!o->host && fd == -EAFNOSUPPORT)
-		fd = listen_on("0.0.0.0", o, s->o.backlog); /* no IPv6 here */
-	if (fd < 0) {
-		err = fd;
+	int err = listen_on(s, o->host);
+	if (!o->host && err == -EAFNOSUPPORT)
+		err = listen_on(s, "0.0.0.0"); /* no IPv6 here */
+	if (err)
 		goto fail;
-	}
-	s->lfd = fd;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	getsockname(fd, (struct sockaddr *)&ss, &sl);
-	s->port = ntohs(ss.ss_family == AF_INET6 ?
-			((struct sockaddr_in6 *)&ss)->sin6_port :
-			((struct sockaddr_in *)&ss)->sin_port);
 	unsigned tick = min_u(min_u(s->o.header_timeout_ms, s->o.body_timeout_ms),
 			      min_u(s->o.idle_timeout_ms, s->o.write_timeout_ms));
 	tick = min_u(tick, s->o.linger_ms);
@@ -1245,8 +1316,8 @@ int fut_http_server_new(fut_loop *loop, const struct fut_http_server_opts *o,
 	*out = s;
 	return 0;
 fail:
-	if (s->lfd >= 0)
-		close(s->lfd);
+	while (s->nls)
+		close(s->ls[--s->nls].fd);
 	free(a);
 	free(s);
 	return err;
@@ -1274,19 +1345,22 @@ static void on_deadline(fut *f, void *arg)
 static void stop_listening(fut_http_server *s)
 {
 	s->stopping = 1;
-	if (s->accept_f)
-		fut_cancel(s->accept_f);
 	if (s->pause_f)
 		fut_cancel(s->pause_f);
-	if (s->lfd >= 0) {
+	for (unsigned i = 0; i < s->nls; i++) {
+		struct listener *l = &s->ls[i];
+		if (l->accept_f)
+			fut_cancel(l->accept_f);
+		if (l->fd < 0)
+			continue;
 		/* Refuse new connections and free the port now: the close
 		 * itself may complete later (io_uring closes through the ring,
 		 * threads first interrupts a worker's accept), and a program
 		 * that binds the port again, or a client that connects, in
 		 * between saw a listener still there. */
-		(void)shutdown(s->lfd, SHUT_RDWR);
-		fut_unref(fut_close(s->loop, s->lfd));
-		s->lfd = -1;
+		(void)shutdown(l->fd, SHUT_RDWR);
+		fut_unref(fut_close(s->loop, l->fd));
+		l->fd = -1;
 	}
 }
 

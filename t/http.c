@@ -2149,6 +2149,54 @@ START_TEST(fetch_tries_every_address)
 }
 END_TEST
 
+/* A server on a name listens on each of its addresses, on one port
+ * (port 0 chose it); ::1 is listed too and skipped where IPv6 is off. */
+static int listen_every_address_child(void)
+{
+	fut_loop *loop = fut_loop_new(NULL, NULL);
+	fut_http_server *srv = NULL;
+	struct fut_http_server_opts o = { .host = "three.test",
+					  .handler = handler };
+	if (!loop || fut_http_server_new(loop, &o, &srv) != 0)
+		return 10;
+	int port = fut_http_server_port(srv), rc = 0;
+	static const char *const hosts[] = { "127.0.0.1", "127.0.0.2", "[::1]" };
+	for (int i = 0; i < (have_ipv6_loopback() ? 3 : 2) && !rc; i++) {
+		char u[64];
+		snprintf(u, sizeof(u), "http://%s:%d/", hosts[i], port);
+		fut *f = fut_http_fetch(loop, u, NULL);
+		fut_loop_run_until(loop, f);
+		const struct fut_http_response *r = fut_http_response_of(f);
+		rc = !r ? 20 + i : r->status != 200 ? 30 + i : 0;
+		fut_unref(f);
+	}
+	/* Freed: every one of its ports is free again. */
+	fut_http_server_free(srv);
+	struct fut_http_server_opts again = { .host = "127.0.0.2", .port = port,
+					      .handler = handler };
+	if (!rc && fut_http_server_new(loop, &again, &srv) != 0)
+		rc = 40;
+	else if (!rc)
+		fut_http_server_free(srv);
+	fut_loop_free(loop);
+	return rc;
+}
+
+START_TEST(server_listens_on_every_address)
+{
+	static const struct etc_file files[] = {
+		{ "hosts", "127.0.0.1 three.test\n127.0.0.2 three.test\n"
+			   "::1 three.test\n" },
+		{ "nsswitch.conf", "hosts: files\n" },
+	};
+	/* 10: the server did not start; 2x: address x refused; 40: the
+	 * port stayed taken after the free. */
+	ck_assert_int_eq(in_resolver_ns("server_listens_on_every_address",
+					files, 2, listen_every_address_child),
+			 0);
+}
+END_TEST
+
 /*
  * A name lookup that hangs (a DNS server that never answers: a UDP socket
  * of ours that reads nothing) outlives the request whose connect timeout
@@ -2832,6 +2880,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, coroutine_outlives_server);
 	tcase_add_test(tc, stalled_writer_is_let_go);
 	tcase_add_test(tc, fetch_reads_while_it_sends);
+	tcase_add_test(tc, server_listens_on_every_address);
 	tcase_add_test(tc, client_timeouts_are_separate);
 	tcase_add_test(tc, client_errors);
 	tcase_add_test(tc, fetch_retries_only_idempotent);
