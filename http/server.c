@@ -39,8 +39,11 @@
 #define DEF_IDLE_TIMEOUT 60000
 #define DEF_WRITE_TIMEOUT 30000
 #define DEF_HIGH_WATER 65536
-#define DEF_LINGER_MS 1000
-#define DEF_LINGER_BYTES (256 * 1024)
+/* nginx's lingering_timeout. Time is the bound that matters: a client
+ * that sends a large upload to an early 413 as fast as loopback allows
+ * (Node does) got a reset, not the 413, once 256 KiB were discarded. */
+#define DEF_LINGER_MS 5000
+#define DEF_LINGER_BYTES (1u << 30)
 #define INBUF_MIN 4096
 #define BUF_KEEP 65536 /* larger idle buffers are freed */
 #define EMFILE_PAUSE_MS 100

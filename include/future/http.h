@@ -147,8 +147,8 @@ struct fut_http_server_opts {
 				    bytes arrive, or after about this many
 				    seconds (TCP_DEFER_ACCEPT); 0: 1, -1: off */
 	uint32_t linger_ms;      /* lingering close after an error response:
-				    input discarded this long; 0: 1000 */
-	uint32_t linger_bytes;   /* ... or until this much; 0: 262144 */
+				    input discarded this long; 0: 5000 */
+	uint32_t linger_bytes;   /* ... or until this much; 0: 1 GiB */
 	uint32_t reserved32;     /* must be zero */
 	uint64_t reserved[2];    /* must be zero */
 };
