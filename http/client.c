@@ -459,10 +459,32 @@ static void req_fail(struct request *r, int err)
 	}
 }
 
+static void req_finish(struct request *r, const char *body, size_t blen,
+		       int reusable);
+
+/* A response that waited for its request's send (req_finish) ends now:
+ * the send is done, failed, or out of time. Not reused unless the send
+ * completed. */
+static void fin_now(struct request *r)
+{
+	if (!r->fin_pending || r->phase == R_DONE)
+		return;
+	struct conn *c = r->conn;
+	r->fin_pending = false;
+	bool reusable = r->fin_reusable && !r->sio && !r->send_err;
+	send_detach(r);
+	req_finish(r, r->fin_off == SIZE_MAX ? NULL : c->buf + r->fin_off,
+		   r->fin_len, reusable);
+}
+
 static void on_timer(fut *f, void *arg)
 {
 	struct request *r = arg;
-	if (fut_error(f) == 0 && r->timer == f)
+	/* The whole response is in: the timeout cuts the send short, not
+	 * the exchange. */
+	if (fut_error(f) == 0 && r->timer == f && r->fin_pending)
+		fin_now(r);
+	else if (fut_error(f) == 0 && r->timer == f)
 		req_fail(r, r->phase == R_QUEUED ? FUT_HTTP_ETIMEOUT_QUEUE :
 			    r->phase == R_CONNECT && request_left(r) ?
 			    FUT_HTTP_ETIMEOUT_CONNECT :
@@ -835,20 +857,13 @@ static void on_sent_alongside(fut *f, void *arg)
 	if (f == r->sio) {
 		int err = fut_error(f);
 		r->sio = NULL;
-		/* A reset or a close is the read's to report (and a reused
-		 * connection's to retry): the response may be in the
-		 * socket before it. */
-		if (err == -EPIPE || err == -ECONNRESET)
+		/* A failed send is the read's to report (and a reused
+		 * connection's to retry, in on_recv): the socket's error
+		 * ends the read too, and a response may be in the socket
+		 * before it. Only then may the connection go. */
+		if (err)
 			r->send_err = err; /* and not reused */
-		else if (err)
-			req_fail(r, err);
-		if (r->fin_pending && r->phase != R_DONE) {
-			struct conn *c = r->conn;
-			r->fin_pending = false;
-			req_finish(r, r->fin_off == SIZE_MAX ? NULL :
-				   c->buf + r->fin_off, r->fin_len,
-				   r->fin_reusable);
-		}
+		fin_now(r);
 	}
 	req_unref(r);
 }

@@ -2579,6 +2579,7 @@ struct early {
 	size_t body;      /* the request body's length */
 	size_t reply;     /* Content-Length of a 200 sent before the body is
 			     read; 0: a 413, then a pause, then close */
+	int stall;        /* the 200 ("ok"), then read nothing for 1.5 s */
 	size_t got;       /* body bytes read */
 };
 
@@ -2600,6 +2601,14 @@ static int64_t early_job(void *arg)
 		end = strstr(buf, "\r\n\r\n");
 	}
 	x->got = end ? n - (size_t)(end + 4 - buf) : 0;
+	if (x->stall) {
+		static const char ok[] = "HTTP/1.1 200 OK\r\n"
+					 "Content-Length: 2\r\n\r\nok";
+		send(c, ok, sizeof(ok) - 1, MSG_NOSIGNAL);
+		usleep(1500 * 1000);
+		close(c);
+		return 0;
+	}
 	if (!x->reply) {
 		static const char no[] = "HTTP/1.1 413 Payload Too Large\r\n"
 					 "Content-Length: 0\r\n\r\n";
@@ -2670,6 +2679,24 @@ START_TEST(fetch_reads_while_it_sends)
 	ck_assert_msg(fut_error(f) == 0, "%s", fut_strerror(fut_error(f)));
 	ck_assert_int_eq(fut_http_response_of(f)->status, 413);
 	ck_assert_int_lt(ms, 1000); /* not when the server closes, at 1.5 s */
+	fut_unref(f);
+	wait_for(loop, job);
+	fut_unref(job);
+	close(x.fd);
+
+	/* A whole 200 while the server reads no more: the request timeout
+	 * ends the send, and the response is the result, not a timeout. */
+	x = (struct early){ .body = BODY, .stall = 1 };
+	x.fd = bound_socket(u);
+	ck_assert_int_eq(listen(x.fd, 8), 0);
+	job = fut_run_blocking(loop, early_job, &x);
+	struct fut_http_fetch_opts so = { .method = "PUT", .body = body,
+					  .body_len = BODY,
+					  .request_timeout_ms = 300 };
+	f = fetch_ms(loop, u, &so, &ms);
+	ck_assert_msg(fut_error(f) == 0, "%s after %d ms",
+		      fut_strerror(fut_error(f)), ms);
+	ck_assert_str_eq(fut_http_response_of(f)->body, "ok");
 	fut_unref(f);
 	wait_for(loop, job);
 	fut_unref(job);
