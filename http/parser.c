@@ -532,26 +532,30 @@ int fut_http_parse_request(const char *buf, size_t len, size_t last_len,
 	size_t from = last_len > s ? last_len : s;
 	const char *nl = memchr(buf + s, '\n', len - s);
 	size_t upto = nl ? (size_t)(nl - buf) : len; /* end of what we have */
+	/* Except what cannot start a request line: refused as soon as it is
+	 * in, not after the header timeout (a TLS ClientHello, 0x16 ..., or
+	 * other junk without an LF got 408 after 10 s; RFC 9112 3: an
+	 * invalid request-line SHOULD get 400). Only the line's first
+	 * max_request_line bytes are looked at, so that every split of the
+	 * bytes gives the result they give at once (a byte past the limit
+	 * is the long line's, 414). A lone CR at the end may be the start
+	 * of an empty line's CRLF. */
+	size_t scan_end = upto - s < lim.max_request_line ?
+			  upto : s + lim.max_request_line;
+	size_t m = s;
+	while (m < scan_end && tchar[(unsigned char)buf[m]])
+		m++;
+	if (m < scan_end && buf[m] != ' ' &&
+	    !(m == s && m + 1 == upto && buf[m] == '\r'))
+		return FUT_HTTP_EBADREQ;
 	size_t so_far = upto - s;
 	if (so_far && buf[upto - 1] == '\r')
 		so_far--;
 	if (so_far > lim.max_request_line)
 		return FUT_HTTP_EURITOOLONG;
-	if (!nl) {
-		/* What cannot start a request line is refused now, not after
-		 * the header timeout: a TLS ClientHello (0x16 ...) or other
-		 * junk without an LF got 408 after 10 s (RFC 9112 3: an
-		 * invalid request-line SHOULD get 400). A lone CR at the end
-		 * may be the start of an empty line's CRLF. */
-		size_t i = s;
-		while (i < upto && tchar[(unsigned char)buf[i]])
-			i++;
-		if (i < upto && buf[i] != ' ' &&
-		    !(i == s && i + 1 == upto && buf[i] == '\r'))
-			return FUT_HTTP_EBADREQ;
+	if (!nl)
 		return len > lim.max_header_bytes ? FUT_HTTP_EHDRTOOBIG :
 						    FUT_HTTP_EINCOMPLETE;
-	}
 	ptrdiff_t lf = line_end(buf + s, len - s, 0);
 	if (lf == -2)
 		return FUT_HTTP_EBADREQ;

@@ -380,6 +380,14 @@ static const struct ireq ireqs[] = {
 	  FUT_HTTP_EBADREQ },
 	{ "a control byte in the method, no line feed yet",
 	  M("GE\x01"), NULL, FUT_HTTP_EBADREQ },
+	/* Found by the fuzzer: a prefix gave 400 (the '/'), the whole line
+	 * 414; the early look stays within the limit's bytes. */
+	{ "junk early in a line over the limit",
+	  M("HTTP/1.1}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}} 2\r\n\r\n"),
+	  &lim_line32, FUT_HTTP_EBADREQ },
+	{ "junk past the limit in a long line",
+	  M("GETTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTT/ / HTTP/1.1\r\n\r\n"),
+	  &lim_line32, FUT_HTTP_EURITOOLONG },
 	{ "absolute-form http with an empty host",
 	  M("GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n"), NULL,
 	  FUT_HTTP_EBADREQ },
