@@ -2434,7 +2434,7 @@ static int64_t big_upload_job(void *arg)
 	int fd = raw_connect(port);
 	if (fd < 0)
 		return -errno;
-	enum { BODY = 64 << 20 };
+	enum { BODY = 16 << 20 };
 	static char buf[1 << 16];
 	int n = snprintf(buf, sizeof(buf), "POST /echo HTTP/1.1\r\nHost: x\r\n"
 			 "Content-Length: %d\r\n\r\n", BODY);
@@ -2579,7 +2579,7 @@ struct early {
 	size_t body;      /* the request body's length */
 	size_t reply;     /* Content-Length of a 200 sent before the body is
 			     read; 0: a 413, then a pause, then close */
-	int stall;        /* the 200 ("ok"), then read nothing for 1.5 s */
+	int stall;        /* the 200 ("ok"), then read nothing for 700 ms */
 	size_t got;       /* body bytes read */
 };
 
@@ -2605,7 +2605,7 @@ static int64_t early_job(void *arg)
 		static const char ok[] = "HTTP/1.1 200 OK\r\n"
 					 "Content-Length: 2\r\n\r\nok";
 		send(c, ok, sizeof(ok) - 1, MSG_NOSIGNAL);
-		usleep(1500 * 1000);
+		usleep(700 * 1000);
 		close(c);
 		return 0;
 	}
@@ -2613,7 +2613,7 @@ static int64_t early_job(void *arg)
 		static const char no[] = "HTTP/1.1 413 Payload Too Large\r\n"
 					 "Content-Length: 0\r\n\r\n";
 		send(c, no, sizeof(no) - 1, MSG_NOSIGNAL);
-		usleep(1500 * 1000);
+		usleep(700 * 1000);
 		close(c);
 		return 0;
 	}
@@ -2678,7 +2678,7 @@ START_TEST(fetch_reads_while_it_sends)
 	f = fetch_ms(loop, u, &o, &ms);
 	ck_assert_msg(fut_error(f) == 0, "%s", fut_strerror(fut_error(f)));
 	ck_assert_int_eq(fut_http_response_of(f)->status, 413);
-	ck_assert_int_lt(ms, 1000); /* not when the server closes, at 1.5 s */
+	ck_assert_int_lt(ms, 500); /* not when the server closes, at 700 ms */
 	fut_unref(f);
 	wait_for(loop, job);
 	fut_unref(job);
