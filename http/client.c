@@ -488,6 +488,9 @@ static void on_timer(fut *f, void *arg)
 		req_fail(r, r->phase == R_QUEUED ? FUT_HTTP_ETIMEOUT_QUEUE :
 			    r->phase == R_CONNECT && request_left(r) ?
 			    FUT_HTTP_ETIMEOUT_CONNECT :
+			    /* A send that failed and a server that then said
+			     * nothing: the send's error says more. */
+			    r->send_err && !r->head_len ? r->send_err :
 			    FUT_HTTP_ETIMEOUT_REQUEST);
 	req_unref(r);
 }

@@ -1040,11 +1040,20 @@ static int accepted(fut_http_server *s, int64_t v)
 	}
 	if (v >= 0) {
 		conn_new(s, (int)v);
+		/* At the cap: the other listeners' armed accepts would take
+		 * connections over it; they are armed again below it. */
+		if (s->nconns >= s->o.max_connections)
+			for (unsigned i = 0; i < s->nls; i++)
+				if (s->ls[i].accept_f)
+					fut_cancel(s->ls[i].accept_f);
 		return 1;
 	}
 	if (v == -EMFILE || v == -ENFILE || v == -ENOBUFS || v == -ENOMEM) {
 		/* Out of descriptors: the connection waits in the backlog;
-		 * try again shortly instead of spinning. */
+		 * try again shortly instead of spinning (one pause for every
+		 * listener). */
+		if (s->pause_f)
+			return 0;
 		s->pause_f = fut_sleep(s->loop, EMFILE_PAUSE_MS);
 		if (s->pause_f) {
 			s->anchor->pending++;
@@ -1072,7 +1081,8 @@ static void on_accept(fut *f, void *arg)
 			s->ls[i].accepting = 0;
 			s->ls[i].accept_f = NULL;
 		}
-	if (accepted(s, v))
+	/* Cancelled at the cap (accepted): armed again if below it now. */
+	if (accepted(s, v) || (v == -ECANCELED && !s->stopping))
 		start_accept(s);
 }
 
@@ -1188,6 +1198,21 @@ static int port_of(int fd)
 		     ((struct sockaddr_in *)&ss)->sin_port);
 }
 
+/* The same address, whatever the port. */
+static int same_addr(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return 0;
+	if (a->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a,
+				  *y = (const struct sockaddr_in6 *)b;
+	return a->sa_family == AF_INET6 &&
+	       !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) &&
+	       x->sin6_scope_id == y->sin6_scope_id;
+}
+
 static void set_port(struct sockaddr *sa, int port)
 {
 	if (sa->sa_family == AF_INET6)
@@ -1219,12 +1244,15 @@ static int listen_on(fut_http_server *s, const char *host)
 	/* Several addresses: each IPv6 socket takes IPv6 only, or "::" would
 	 * take the port of "0.0.0.0" too. */
 	int many = ai->ai_next != NULL;
-	int err = 0, skipped = 0;
+	int err, skipped, attempt = 0;
+again:
+	err = skipped = 0;
+	for (struct addrinfo *i = ai; i; i = i->ai_next)
+		set_port(i->ai_addr, o->port);
 	for (struct addrinfo *i = ai; i && s->nls < MAX_LISTEN; i = i->ai_next) {
 		int dup = 0;
 		for (struct addrinfo *j = ai; j != i; j = j->ai_next)
-			dup |= j->ai_addrlen == i->ai_addrlen &&
-			       !memcmp(j->ai_addr, i->ai_addr, i->ai_addrlen);
+			dup |= same_addr(j->ai_addr, i->ai_addr);
 		if (dup)
 			continue;
 		if (s->nls) /* port 0 chose one: the others take it too */
@@ -1244,15 +1272,21 @@ static int listen_on(fut_http_server *s, const char *host)
 		s->ls[s->nls].fd = fd;
 		s->ls[s->nls++].accept_f = NULL;
 	}
-	freeaddrinfo(ai);
 	if (!err && !s->nls)
 		/* IPv6 switched off (ipv6.disable=1 or disable_ipv6): for
 		 * NULL the caller falls back to IPv4. */
 		err = !host ? -EAFNOSUPPORT : skipped;
 	if (err) {
+		int retry = err == -EADDRINUSE && !o->port && s->nls &&
+			    ++attempt < 8;
 		while (s->nls)
 			close(s->ls[--s->nls].fd);
+		/* Port 0: the port the first address got is taken on another
+		 * one; any free port was asked for, so try another. */
+		if (retry)
+			goto again;
 	}
+	freeaddrinfo(ai);
 	return err;
 }
 
