@@ -480,11 +480,12 @@ static void fin_now(struct request *r)
 static void on_timer(fut *f, void *arg)
 {
 	struct request *r = arg;
+	bool fired = !fut_error(f) && r->timer == f;
 	/* The whole response is in: the timeout cuts the send short, not
 	 * the exchange. */
-	if (fut_error(f) == 0 && r->timer == f && r->fin_pending)
+	if (fired && r->fin_pending)
 		fin_now(r);
-	else if (fut_error(f) == 0 && r->timer == f)
+	else if (fired)
 		req_fail(r, r->phase == R_QUEUED ? FUT_HTTP_ETIMEOUT_QUEUE :
 			    r->phase == R_CONNECT && request_left(r) ?
 			    FUT_HTTP_ETIMEOUT_CONNECT :

@@ -129,8 +129,7 @@ struct anchor {
 
 struct listener {
 	int fd;
-	fut *accept_f;
-	int accepting;
+	fut *accept_f; /* an accept waiting for its connection */
 };
 
 struct fut_http_server {
@@ -1078,7 +1077,6 @@ static void on_accept(fut *f, void *arg)
 	}
 	for (unsigned i = 0; i < s->nls; i++)
 		if (s->ls[i].accept_f == f) {
-			s->ls[i].accepting = 0;
 			s->ls[i].accept_f = NULL;
 		}
 	/* Cancelled at the cap (accepted): armed again if below it now. */
@@ -1099,7 +1097,7 @@ static void on_accept(fut *f, void *arg)
 static void accept_on(fut_http_server *s, struct listener *l)
 {
 	for (int i = 0;; i++) {
-		if (s->stopping || l->accepting || s->pause_f || l->fd < 0 ||
+		if (s->stopping || l->accept_f || s->pause_f || l->fd < 0 ||
 		    s->nconns >= s->o.max_connections)
 			return;
 		fut *f = fut_accept(s->loop, l->fd, NULL, NULL);
@@ -1107,7 +1105,6 @@ static void accept_on(fut_http_server *s, struct listener *l)
 			return;
 		/* After a full batch the rest waits for the next tick. */
 		if (fut_state(f) == FUT_PENDING || i == ACCEPT_BATCH) {
-			l->accepting = 1;
 			l->accept_f = f;
 			s->anchor->pending++;
 			fut_on_done(f, on_accept, s->anchor);
@@ -1154,7 +1151,7 @@ static unsigned min_u(unsigned a, unsigned b)
  * -1 leaves the system's default. Returns the fd or a negative error.
  */
 static int listen_one(const struct addrinfo *ai, int v6only,
-		      const struct fut_http_server_opts *o, int backlog)
+		      const struct fut_http_server_opts *o)
 {
 	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 			0);
@@ -1181,7 +1178,7 @@ static int listen_one(const struct addrinfo *ai, int v6only,
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer,
 				 sizeof(defer));
 	if (!err && (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-		     listen(fd, backlog) < 0))
+		     listen(fd, o->backlog) < 0))
 		err = -errno;
 	if (err && fd >= 0)
 		close(fd);
@@ -1257,8 +1254,7 @@ again:
 			continue;
 		if (s->nls) /* port 0 chose one: the others take it too */
 			set_port(i->ai_addr, s->port);
-		int fd = listen_one(i, !host ? 0 : many ? 1 : -1, o,
-				    s->o.backlog);
+		int fd = listen_one(i, !host ? 0 : many ? 1 : -1, o);
 		if (fd == -EADDRNOTAVAIL || fd == -EAFNOSUPPORT) {
 			skipped = fd;
 			continue;
