@@ -2191,14 +2191,70 @@ static int listen_every_address_child(void)
 START_TEST(server_listens_on_every_address)
 {
 	static const struct etc_file files[] = {
+		/* 127.0.0.1 twice: one listener (a second bind of it with
+		 * port 0 took another port, and then failed). */
 		{ "hosts", "127.0.0.1 three.test\n127.0.0.2 three.test\n"
-			   "::1 three.test\n" },
+			   "::1 three.test\n127.0.0.1 three.test\n" },
 		{ "nsswitch.conf", "hosts: files\n" },
 	};
 	/* 10: the server did not start; 2x: address x refused; 40: the
 	 * port stayed taken after the free. */
 	ck_assert_int_eq(in_resolver_ns("server_listens_on_every_address",
 					files, 2, listen_every_address_child),
+			 0);
+}
+END_TEST
+
+/* The connection cap holds across a name's listeners: with one
+ * connection allowed and held on 127.0.0.1, a client of 127.0.0.2 waits in
+ * that listener's backlog (its armed accept was withdrawn at the cap) and
+ * is taken once the first connection is gone. */
+static int cap_every_listener_child(void)
+{
+	fut_loop *loop = fut_loop_new(NULL, NULL);
+	fut_http_server *srv = NULL;
+	struct fut_http_server_opts o = { .host = "two.test",
+					  .handler = handler,
+					  .max_connections = 1,
+					  .idle_timeout_ms = 50 };
+	if (!loop || fut_http_server_new(loop, &o, &srv) != 0)
+		return 10;
+	int port = fut_http_server_port(srv), rc = 0;
+	char u[64];
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/sleep?ms=300", port);
+	fut *fa = fut_http_fetch(loop, u, NULL);
+	fut *pause = fut_sleep(loop, 50);
+	fut_loop_run_until(loop, pause);
+	fut_unref(pause);
+	uint64_t t0 = fut_loop_now(loop);
+	snprintf(u, sizeof(u), "http://127.0.0.2:%d/", port);
+	fut *fb = fut_http_fetch(loop, u, NULL);
+	fut_loop_run_until(loop, fb);
+	uint64_t ms = fut_loop_now(loop) - t0;
+	const struct fut_http_response *r = fut_http_response_of(fb);
+	rc = !r ? 20 : r->status != 200 ? 21 : ms < 200 ? 22 : 0;
+	fut_loop_run_until(loop, fa);
+	r = fut_http_response_of(fa);
+	if (!rc)
+		rc = !r ? 30 : r->status != 200 ? 31 : 0;
+	fut_unref(fa);
+	fut_unref(fb);
+	fut_http_server_free(srv);
+	fut_loop_free(loop);
+	return rc;
+}
+
+START_TEST(connection_cap_spans_listeners)
+{
+	static const struct etc_file files[] = {
+		{ "hosts", "127.0.0.1 two.test\n127.0.0.2 two.test\n" },
+		{ "nsswitch.conf", "hosts: files\n" },
+	};
+	/* 10: the server did not start; 2x: the second client failed (22:
+	 * it was taken over the cap, before the first connection ended);
+	 * 3x: the first one failed. */
+	ck_assert_int_eq(in_resolver_ns("connection_cap_spans_listeners",
+					files, 2, cap_every_listener_child),
 			 0);
 }
 END_TEST
@@ -2962,6 +3018,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, stalled_writer_is_let_go);
 	tcase_add_test(tc, fetch_reads_while_it_sends);
 	tcase_add_test(tc, server_listens_on_every_address);
+	tcase_add_test(tc, connection_cap_spans_listeners);
 	tcase_add_test(tc, client_timeouts_are_separate);
 	tcase_add_test(tc, client_errors);
 	tcase_add_test(tc, fetch_retries_only_idempotent);
