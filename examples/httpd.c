@@ -51,6 +51,19 @@ static void not_allowed(fut_http_req *req, const char *allow)
 	fut_http_respond(req, 405, "method not allowed\n", 19);
 }
 
+/* RFC 9110 9.1: the server hands every method to its handler; one this
+ * origin recognises for no resource gets 501. */
+static int known_method(const struct fut_http_request_head *h)
+{
+	static const char *const known[] = { "GET", "HEAD", "POST", "PUT",
+					     "DELETE", "OPTIONS", "TRACE",
+					     "PATCH" };
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (eq(h->method, h->method_len, known[i]))
+			return 1;
+	return 0;
+}
+
 static void slept(fut *f, void *arg)
 {
 	fut_http_req *req = arg;
@@ -68,7 +81,13 @@ static void handle(fut_http_req *req, void *arg)
 	/* HEAD is GET without the body; the server drops the body itself. */
 	int get = eq(h->method, h->method_len, "GET") ||
 		  eq(h->method, h->method_len, "HEAD");
-	if (eq(h->path, h->path_len, "/")) {
+	if (!known_method(h)) {
+		/* Closed as the server's own error responses are: a client
+		 * speaking some other protocol is better stopped. */
+		fut_http_resp_header(req, "Connection", "close");
+		fut_http_resp_header(req, "Content-Type", "text/plain");
+		fut_http_respond(req, 501, "not implemented\n", 16);
+	} else if (eq(h->path, h->path_len, "/")) {
 		if (!get)
 			return not_allowed(req, "GET, HEAD");
 		fut_http_resp_header(req, "Content-Type", "text/plain");

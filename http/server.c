@@ -750,28 +750,18 @@ static void linger_start(struct conn *c)
 	conn_read(c);
 }
 
-static int known_method(const char *m, size_t n)
-{
-	static const char *const methods[] = {
-		"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE",
-		"PATCH",
-	};
-	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-		if (fut__http_is(m, n, methods[i]))
-			return 1;
-	return 0;
-}
-
 /*
- * A request line over the limit whose first word is already longer than
- * any method we know is an unknown method (RFC 9112 3: 501), not a long
- * target.
+ * A request line over the limit whose first word alone is longer than
+ * any registered method (the longest, UPDATEREDIRECTREF, has 17 bytes) is
+ * an unknown method (RFC 9112 3: 501), not a long target.
  */
+#define METHOD_MAX 32
+
 static int method_too_long(const struct conn *c)
 {
 	size_t i = request_start(c), n = c->in_len;
 	const char *sp = memchr(c->in + i, ' ', n - i);
-	return (size_t)((sp ? sp : c->in + n) - (c->in + i)) > 7;
+	return (size_t)((sp ? sp : c->in + n) - (c->in + i)) > METHOD_MAX;
 }
 
 static int64_t coro_entry(void *arg)
@@ -855,7 +845,10 @@ static void process_input(struct conn *c)
 		c->head_len = (size_t)n;
 		c->head_base = c->in;
 		c->seen = 0;
-		if (!known_method(r->head.method, r->head.method_len)) {
+		/* Any other method is the handler's (WebDAV, PURGE, ...);
+		 * a tunnel is not something this server can give. */
+		if (fut__http_is(r->head.method, r->head.method_len,
+				 "CONNECT")) {
 			error_response(c, 501);
 			return;
 		}

@@ -468,20 +468,52 @@ static const struct {
 	{ "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400 },
 	{ "GET / HTTP/1.1\r\nHost: a/b@c\r\n\r\n", 400 },
 	{ "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505 },
-	{ "FOO / HTTP/1.1\r\nHost: x\r\n\r\n", 501 },
+	/* No tunnels: CONNECT is refused (with a target other than
+	 * authority-form it is malformed: 400). */
+	{ "CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n", 501 },
+	{ "CONNECT / HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
 	{ "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
 	{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n", 413 },
 	{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400 },
 	{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ,5\r\n\r\nhello", 400 },
 	{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5,\r\n\r\nhello", 400 },
-	/* Methods are case-sensitive: an unknown one, and "*" for a method
-	 * that is not OPTIONS. */
-	{ "connect / HTTP/1.1\r\nHost: x\r\n\r\n", 501 },
+	/* Methods are case-sensitive: "*" for a method that is not
+	 * OPTIONS. */
 	{ "options * HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
 	/* A TLS ClientHello has no line feed: 400 at once, not 408 after
 	 * the header timeout (10 s). */
 	{ "\x16\x03\x01\x02\x01\x01\x01\x01\xfc\x03\x03", 400 },
 };
+
+/* Any method token reaches the handler (WebDAV, PURGE, a lower-case one:
+ * methods are case-sensitive, so "connect" is not CONNECT); the server
+ * refuses only what it cannot do. */
+START_TEST(any_method_reaches_the_handler)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { 0 };
+	fut_http_server *srv = serve(loop, &o);
+	static const char *const methods[] = { "PROPFIND", "PURGE", "connect",
+					       "M-SEARCH", "X_1.!~" };
+	struct raw x;
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		char req[128];
+		int n = snprintf(req, sizeof(req),
+				 "%s /dump HTTP/1.1\r\nHost: x\r\n"
+				 "Connection: close\r\n\r\n", methods[i]);
+		raw(loop, srv, &x, req, (size_t)n);
+		ck_assert_msg(!strncmp(x.got, "HTTP/1.1 200 ", 13), "%s: %.30s",
+			      methods[i], x.got);
+		const char *body = strstr(x.got, "\r\n\r\n");
+		ck_assert_ptr_nonnull(body);
+		ck_assert_msg(!strncmp(body + 4, methods[i], strlen(methods[i])) &&
+			      body[4 + strlen(methods[i])] == '\n',
+			      "%s: %s", methods[i], body + 4);
+	}
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
 
 START_TEST(hostile_input_4xx_and_close)
 {
@@ -507,8 +539,15 @@ START_TEST(hostile_input_4xx_and_close)
 	n += snprintf(big + n, 100000 - (size_t)n, " HTTP/1.1\r\nHost: x\r\n\r\n");
 	raw(loop, srv, &x, big, (size_t)n);
 	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 414 ", 13), "%.30s", x.got);
-	/* ... but a method longer than any known is unknown: 501 (RFC 9112
-	 * 3), however long the line. */
+	/* ... as with a method of 8 letters ... */
+	n = snprintf(big, 100000, "PROPFIND /");
+	memset(big + n, 'a', 10000);
+	n += 10000;
+	n += snprintf(big + n, 100000 - (size_t)n, " HTTP/1.1\r\nHost: x\r\n\r\n");
+	raw(loop, srv, &x, big, (size_t)n);
+	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 414 ", 13), "%.30s", x.got);
+	/* ... but a method longer than any registered one is unknown: 501
+	 * (RFC 9112 3), however long the line. */
 	memset(big, 'A', 10000);
 	n = 10000 + snprintf(big + 10000, 100, " / HTTP/1.1\r\nHost: x\r\n\r\n");
 	raw(loop, srv, &x, big, (size_t)n);
@@ -3002,6 +3041,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, client_close_ends_cleanly);
 	tcase_add_test(tc, late_bytes_do_not_reset_the_response);
 	tcase_add_test(tc, hostile_input_4xx_and_close);
+	tcase_add_test(tc, any_method_reaches_the_handler);
 	tcase_add_test(tc, expect_continue);
 	tcase_add_test(tc, server_timeouts);
 	tcase_add_test(tc, trickling_clients_time_out);
