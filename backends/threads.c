@@ -206,16 +206,12 @@ static void start_worker(struct thr *t)
 		return; /* the op waits for a running worker */
 	w->t = t;
 	sem_init(&w->sem, 0, 0);
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, 128 * 1024);
-	if (pthread_create(&w->thread, &attr, worker, w) == 0) {
+	if (fut__thread_start(&w->thread, 128 * 1024, worker, w) == 0) {
 		t->workers[t->nworkers++] = w;
 	} else {
 		sem_destroy(&w->sem);
 		free(w);
 	}
-	pthread_attr_destroy(&attr);
 }
 
 /* Hand op to an idle worker, or queue it and start one. */

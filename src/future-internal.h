@@ -326,6 +326,8 @@ int fut__pool_submit(struct fut_loop *loop, int lane, struct fut__job *job);
 int fut__pool_cancel(struct fut__job *job);
 void fut__pool_destroy(struct fut__pool *pool);
 unsigned fut__env_threads(void);
+int fut__thread_start(pthread_t *thread, size_t stack,
+		      void *(*fn)(void *), void *arg);
 
 /* slow.c */
 unsigned fut__env_slow_ms(void);

@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -316,6 +317,28 @@ static void *worker(void *arg)
 }
 
 /*
+ * Every thread the library starts begins with all signals blocked (as
+ * libuv's do): the program's handlers, signalfd and sigwait expect its own
+ * threads to take its signals, and a worker that inherited an unblocked
+ * mask would take a process-directed signal meant for a signalfd and die
+ * of its default action. Blocked before the create, so there is no window.
+ */
+int fut__thread_start(pthread_t *thread, size_t stack,
+		      void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, stack);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int r = pthread_create(thread, &attr, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	return r;
+}
+
+/*
  * Add a worker, as a searcher. The loop and the workers both call this (a
  * searcher that hands its role on when nobody sleeps has to), hence the
  * lock; it is taken only while the pool grows.
@@ -326,19 +349,16 @@ static bool spawn(struct fut__pool *p)
 	pthread_mutex_lock(&p->spawn_lock);
 	unsigned n = atomic_load_explicit(&p->started, memory_order_relaxed);
 	if (n < p->nthreads) {
-		pthread_attr_t attr;
-		pthread_attr_init(&attr);
-		pthread_attr_setstacksize(&attr, 256 * 1024);
 		atomic_fetch_add_explicit(&p->searching, 1,
 					  memory_order_seq_cst);
-		ok = pthread_create(&p->threads[n], &attr, worker, p) == 0;
+		ok = fut__thread_start(&p->threads[n], 256 * 1024, worker,
+				       p) == 0;
 		if (ok)
 			atomic_store_explicit(&p->started, n + 1,
 					      memory_order_relaxed);
 		else
 			atomic_fetch_sub_explicit(&p->searching, 1,
 						  memory_order_seq_cst);
-		pthread_attr_destroy(&attr);
 	}
 	pthread_mutex_unlock(&p->spawn_lock);
 	return ok;

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1101,6 +1102,51 @@ START_TEST(blocking_jobs)
 }
 END_TEST
 
+/* The library's threads (the blocking pool, the threads backend's
+ * workers) block every signal: a signal the program blocks and takes with
+ * signalfd reaches the signalfd, not a worker where its default action
+ * would kill the process. */
+START_TEST(library_threads_leave_signals_alone)
+{
+	struct fut_loop_opts o = { .threads = 2 };
+	fut_loop *loop = fut_loop_new(&o, NULL);
+	ck_assert_ptr_nonnull(loop);
+	fut *j[2] = { fut_run_blocking(loop, sleepy, (void *)1),
+		      fut_run_blocking(loop, sleepy, (void *)2) };
+	for (int i = 0; i < 2; i++) {
+		wait_for(loop, j[i]);
+		fut_unref(j[i]);
+	}
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	char buf[8];
+	fut *r = fut_recv(loop, sv[0], buf, sizeof(buf), 0);
+	fut *tick = fut_sleep(loop, 20); /* threads: a worker waits in it */
+	wait_for(loop, tick);
+	fut_unref(tick);
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &set, &old), 0);
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	ck_assert_int_ge(sfd, 0);
+	ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+	struct pollfd p = { .fd = sfd, .events = POLLIN };
+	ck_assert_int_eq(poll(&p, 1, 2000), 1);
+	struct signalfd_siginfo si;
+	ck_assert_int_eq(read(sfd, &si, sizeof(si)), (ssize_t)sizeof(si));
+	ck_assert_uint_eq(si.ssi_signo, SIGUSR1);
+	close(sfd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	ck_assert_int_eq(fut_cancel(r), 0);
+	wait_for(loop, r);
+	fut_unref(r);
+	close(sv[0]);
+	close(sv[1]);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 /* The library's file I/O must not wait behind long user jobs. */
 static atomic_int rendezvous;
 
@@ -1478,6 +1524,7 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, zero_length_recv_waits_for_data);
 	tcase_add_test(tc, invalid_io_arguments);
 	tcase_add_test(tc, blocking_jobs);
+	tcase_add_test(tc, library_threads_leave_signals_alone);
 	tcase_add_test(tc, blocking_jobs_run_in_parallel);
 	tcase_add_test(tc, file_io_not_starved_by_blocking_jobs);
 	tcase_add_test(tc, blocking_jobs_beyond_the_queue);
