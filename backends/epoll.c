@@ -260,19 +260,19 @@ static int64_t attempt(struct ep *ep, struct fut__op *op)
 				if (r < 0 && errno == EINPROGRESS)
 					return -EAGAIN;
 				break;
-			} else {
-				int soerr = 0;
-				socklen_t sl = sizeof(soerr);
-				if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
-					return -errno;
-				if (soerr)
-					return -soerr;
-				struct sockaddr_storage ss;
-				sl = sizeof(ss);
-				if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
-					return 0;
-				return errno == ENOTCONN ? -EAGAIN : -errno;
 			}
+			/* The outcome is collected by connecting again, as the
+			 * kernel wants: SO_ERROR and getpeername leave the
+			 * socket "connecting", so a later connect(2) of the
+			 * program's said 0 where io_uring's says EISCONN, and a
+			 * refused one read as ECONNABORTED when retried. */
+			if (connect(fd, op->addr, op->sslen) == 0 ||
+			    errno == EISCONN)
+				return 0;
+			if (errno == EALREADY || errno == EINPROGRESS ||
+			    errno == EAGAIN || errno == EINTR)
+				return -EAGAIN;
+			return -errno;
 		case OP_POLL: {
 			struct pollfd p = { .fd = fd, .events = op->events };
 			r = poll(&p, 1, 0);

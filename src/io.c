@@ -333,20 +333,29 @@ int64_t fut__op_exec_blocking(struct fut__op *op)
 	case OP_ACCEPT:
 		RETRY(accept4(fd, op->addr, op->addrlen,
 			      SOCK_NONBLOCK | SOCK_CLOEXEC), fd, POLLIN);
-	case OP_CONNECT: {
+	case OP_CONNECT:
 		if (connect(fd, op->addr, op->sslen) == 0)
 			return 0;
+		/* EALREADY here: another connect is under way (io_uring and
+		 * epoll say so too). */
 		if (errno != EINPROGRESS && errno != EAGAIN && errno != EINTR)
 			return -errno;
-		int r = wait_ready(op, fd, POLLOUT);
-		if (r < 0)
-			return r;
-		int soerr = 0;
-		socklen_t sl = sizeof(soerr);
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
-			return -errno;
-		return -soerr;
-	}
+		/* Collected by connecting again (see epoll.c's attempt): a
+		 * blocking socket waits in it, a non-blocking one says
+		 * EALREADY until the handshake ends. */
+		for (;;) {
+			if (errno == EINTR && stop_here(op))
+				return -EINTR;
+			int r = wait_ready(op, fd, POLLOUT);
+			if (r < 0)
+				return r;
+			if (connect(fd, op->addr, op->sslen) == 0 ||
+			    errno == EISCONN)
+				return 0;
+			if (errno != EALREADY && errno != EINPROGRESS &&
+			    errno != EAGAIN && errno != EINTR)
+				return -errno;
+		}
 	case OP_RECV:
 		/* A blocking recv of 0 bytes returns 0 at once on a TCP socket
 		 * but waits on others, and a non-blocking one says EAGAIN:
