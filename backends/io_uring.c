@@ -531,9 +531,13 @@ static void ur_submit(struct fut_loop *loop, struct fut__op *op)
 		return;
 	}
 	if ((op->kind == OP_READ || op->kind == OP_WRITE) && op->off >= 0 &&
-	    (fs->kind == FUT__FD_PIPE || fs->kind == FUT__FD_SOCK)) {
+	    (fs->kind == FUT__FD_PIPE || fs->kind == FUT__FD_SOCK ||
+	     (fs->kind == FUT__FD_OTHER && pread(op->fd, NULL, 0, 0) < 0 &&
+	      errno == ESPIPE))) {
 		/* The ring would ignore the offset; pread(2) says ESPIPE,
-		 * and so do the other backends. */
+		 * and so do the other backends (a tty, an eventfd: opened
+		 * without a position, which a pread of nothing tells: the
+		 * kernel checks that before the access mode or the length). */
 		fut__op_complete(op, -ESPIPE);
 		return;
 	}

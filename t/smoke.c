@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -894,7 +895,29 @@ START_TEST(backends_agree_on_edges)
 		ck_assert_int_eq(fut_error(f), -EINVAL);
 		fut_unref(f);
 	}
-	close(fd);
+	f = fut_close(loop, fd); /* the number is reused below */
+	wait_for(loop, f);
+	fut_unref(f);
+	/* An offset on a descriptor without a position (an eventfd):
+	 * ESPIPE, as pread(2) says; the ring would have ignored it. */
+	int ev = eventfd(1, EFD_CLOEXEC);
+	ck_assert_int_ge(ev, 0);
+	uint64_t cnt = 0;
+	f = fut_read(loop, ev, &cnt, sizeof(cnt), 0);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_error(f), -ESPIPE);
+	fut_unref(f);
+	/* Known to the loop, then closed behind its back: a poll says
+	 * EBADF (epoll's poll(2) gave POLLNVAL as the result). */
+	f = fut_poll(loop, ev, POLLIN);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_value(f), POLLIN);
+	fut_unref(f);
+	close(ev);
+	f = fut_poll(loop, ev, POLLIN);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_error(f), -EBADF);
+	fut_unref(f);
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
 END_TEST
