@@ -17,7 +17,9 @@
  * would block goes to a worker.
  *
  * Workers: started on demand, one per operation blocked at a time (a
- * blocked recv holds its worker), up to MAX_WORKERS. An idle worker sleeps
+ * blocked recv holds its worker), up to the loop's cap (fut_loop_opts
+ * workers, 512 by default). At the cap ops wait for a worker, and the
+ * loop polls the waiting ones itself (sweep_runq). An idle worker sleeps
  * on its own semaphore and is handed its next op directly, so it wakes up
  * running, without taking the lock again (with a shared condition
  * variable every wake-up fought the other workers for the mutex). With no
@@ -46,8 +48,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_WORKERS 512
 #define CANCEL_RETRY_MS 5
+#define SWEEP_MS 10
+#define SWEEP_MAX 256
 
 enum { Q_READ = FUT__SIDE_READ, Q_WRITE = FUT__SIDE_WRITE,
        Q_POLL = FUT__SIDE_POLL, NQ = FUT__NSIDES };
@@ -77,10 +80,11 @@ struct thr {
 	struct fdstate *fds;
 	size_t nfds;
 	size_t cancelling; /* running ops with a cancel in flight */
+	uint64_t swept;    /* when sweep_runq last ran (ms) */
 
 	pthread_mutex_t lock; /* runq, workers, idle, stopping, op->u.be */
 	struct fut__opq runq;
-	struct wk *workers[MAX_WORKERS];
+	struct wk **workers; /* loop->nworkers of them at most */
 	unsigned nworkers;
 	struct wk *idle; /* stack: the most recently idle is warmest */
 	bool stopping;
@@ -230,7 +234,7 @@ static void dispatch(struct thr *t, struct fut__op *op)
 	}
 	op->bq = B_RUNQ;
 	fut__opq_append(&t->runq, op);
-	if (t->nworkers < MAX_WORKERS)
+	if (t->nworkers < t->loop->nworkers)
 		start_worker(t);
 	pthread_mutex_unlock(&t->lock);
 }
@@ -473,6 +477,76 @@ static int th_cancel(struct fut_loop *loop, struct fut__op *op)
 	return 1; /* ends when the worker returns */
 }
 
+/* Every worker started, and ops waiting for one (read on the loop
+ * thread, the only one that starts workers). */
+static bool saturated(struct thr *t)
+{
+	if (t->nworkers < t->loop->nworkers)
+		return false;
+	pthread_mutex_lock(&t->lock);
+	bool s = t->runq.head != NULL;
+	pthread_mutex_unlock(&t->lock);
+	return s;
+}
+
+/*
+ * With every worker blocked, a queued op waits until one of them ends,
+ * which may be never: 512 idle keep-alive connections, or blocked recvs
+ * whose data depends on a queued op. So the loop takes the queued ops that
+ * can end without blocking (recv, accept, send, poll), polls their fds
+ * once, and completes the ready ones itself, as a worker would have; the
+ * others go back to wait. Runs every SWEEP_MS while saturated.
+ */
+static void sweep_runq(struct thr *t)
+{
+	struct fut__op *ops[SWEEP_MAX];
+	struct pollfd p[SWEEP_MAX];
+	int n = 0;
+	pthread_mutex_lock(&t->lock);
+	for (struct fut__op *op = t->runq.head, *next; op && n < SWEEP_MAX;
+	     op = next) {
+		next = op->next;
+		short ev;
+		if (op->kind == OP_RECV && op->len &&
+		    !(op->flags & MSG_WAITALL))
+			ev = POLLIN;
+		else if (op->kind == OP_ACCEPT)
+			ev = POLLIN;
+		else if (op->kind == OP_SEND)
+			ev = POLLOUT;
+		else if (op->kind == OP_POLL)
+			ev = op->events;
+		else
+			continue;
+		fut__opq_unlink(&t->runq, op);
+		op->bq = B_NONE; /* the loop's now: no worker takes it */
+		p[n] = (struct pollfd){ .fd = op->fd, .events = ev };
+		ops[n++] = op;
+	}
+	pthread_mutex_unlock(&t->lock);
+	int r = n ? poll(p, (nfds_t)n, 0) : 0;
+	for (int i = 0; i < n; i++) {
+		struct fut__op *op = ops[i];
+		int fd = op->fd, qi = (int)OP_QI(op);
+		struct fdstate *fs = &t->fds[fd];
+		bool fin = false;
+		if (r > 0 && p[i].revents && op->kind == OP_POLL) {
+			fut__op_complete(op, p[i].revents & POLLNVAL ?
+						     -EBADF : p[i].revents);
+			fin = true;
+		} else if (r > 0 && p[i].revents) {
+			fin = try_send(op) || try_accept(fs, op) ||
+			      try_recv(op);
+		}
+		if (fin) {
+			fs->running[qi] = NULL;
+			advance(t, fd, qi);
+		} else {
+			dispatch(t, op); /* a worker may have come free */
+		}
+	}
+}
+
 /* Re-send the interrupt to workers whose cancel has not landed yet. */
 static void resend_cancels(struct thr *t)
 {
@@ -495,6 +569,10 @@ static int th_wait(struct fut_loop *loop, int timeout_ms)
 	struct timespec zero = { 0, 0 }, *ts = timeout_ms < 0 ? NULL :
 					       timeout_ms ? &loop->wait_ts : &zero;
 	struct timespec retry = { 0, CANCEL_RETRY_MS * 1000000L };
+	struct timespec sweep = { 0, SWEEP_MS * 1000000L };
+	bool sat = saturated(t);
+	if (sat && (timeout_ms < 0 || timeout_ms > SWEEP_MS))
+		ts = &sweep;
 	if (t->cancelling && (timeout_ms < 0 || timeout_ms > CANCEL_RETRY_MS))
 		ts = &retry;
 	struct pollfd p = { .fd = t->evfd, .events = POLLIN };
@@ -508,6 +586,13 @@ static int th_wait(struct fut_loop *loop, int timeout_ms)
 	}
 	if (t->cancelling)
 		resend_cancels(t);
+	if (sat) { /* at most every SWEEP_MS, however busy the loop */
+		uint64_t now = fut__clock_ms();
+		if (now - t->swept >= SWEEP_MS) {
+			t->swept = now;
+			sweep_runq(t);
+		}
+	}
 	return 0;
 }
 
@@ -531,9 +616,11 @@ static int th_init(struct fut_loop *loop)
 	struct thr *t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	t->workers = calloc(loop->nworkers, sizeof(*t->workers));
+	t->evfd = t->workers ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
 	if (t->evfd < 0) {
-		int r = -errno;
+		int r = t->workers ? -errno : -ENOMEM;
+		free(t->workers);
 		free(t);
 		return r;
 	}
@@ -559,6 +646,7 @@ static void th_fini(struct fut_loop *loop)
 	}
 	pthread_mutex_destroy(&t->lock);
 	close(t->evfd);
+	free(t->workers);
 	free(t->fds);
 	free(t);
 }

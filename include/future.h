@@ -88,7 +88,9 @@ struct fut_loop_opts {
 	const char *backend; /* "epoll", "io_uring", "threads", "auto" or NULL */
 	unsigned flags;      /* FUT_LOOP_* */
 	unsigned threads;    /* blocking pool size; 0: FUTURE_THREADS or 4 */
-	uint64_t reserved[8]; /* must be zero */
+	unsigned workers;    /* threads backend: ops blocked at once; 0: 512 */
+	unsigned reserved32; /* must be zero */
+	uint64_t reserved[7]; /* must be zero */
 };
 
 typedef void (*fut_cb)(fut *f, void *arg);

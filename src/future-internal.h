@@ -256,6 +256,7 @@ struct fut_loop {
 	size_t active_bg; /* pending ops under fut_background: do not */
 
 	unsigned nthreads;
+	unsigned nworkers; /* the threads backend's cap (fut_loop_opts) */
 	struct fut__pool *pool_user, *pool_io;
 	int debug;
 	unsigned slow_ms; /* FUTURE_SLOW_MS, 0: detector off */
@@ -319,6 +320,9 @@ void fut__timer_arm(struct fut_loop *loop, struct fut__tnode *tn, uint64_t when)
 void fut__timer_disarm(struct fut_loop *loop, struct fut__tnode *tn);
 void fut__timers_run(struct fut_loop *loop);
 int fut__timers_timeout(struct fut_loop *loop);
+
+/* The most the workers option may ask for (threads backend). */
+#define FUT__MAX_WORKERS 65536
 
 /* pool.c */
 enum { FUT__LANE_USER = 0, FUT__LANE_IO = 1 };

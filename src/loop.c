@@ -48,7 +48,8 @@ fut_loop *fut_loop_new(const struct fut_loop_opts *opts, int *err)
 			*err = -EINVAL;
 			return NULL;
 		}
-	if (opts->flags & ~(unsigned)FUT_LOOP_IGNORE_ENV) {
+	if (opts->flags & ~(unsigned)FUT_LOOP_IGNORE_ENV || opts->reserved32 ||
+	    opts->workers > FUT__MAX_WORKERS) {
 		*err = -EINVAL;
 		return NULL;
 	}
@@ -75,6 +76,7 @@ fut_loop *fut_loop_new(const struct fut_loop_opts *opts, int *err)
 		loop->slow_ms = fut__env_slow_ms();
 	if (loop->nthreads > 1024)
 		loop->nthreads = 1024;
+	loop->nworkers = opts->workers ? opts->workers : 512;
 	r = fut__backend_select(loop, opts);
 	if (r < 0) {
 		pthread_mutex_destroy(&loop->rlock);

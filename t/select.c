@@ -108,6 +108,16 @@ START_TEST(invalid_options)
 	ck_assert_ptr_null(fut_loop_new(&o2, &err));
 	ck_assert_int_eq(err, -EINVAL);
 	ck_assert_ptr_null(fut_loop_new(&o2, NULL)); /* err may be NULL */
+	struct fut_loop_opts o3 = { .reserved32 = 1 };
+	ck_assert_ptr_null(fut_loop_new(&o3, &err));
+	ck_assert_int_eq(err, -EINVAL);
+	struct fut_loop_opts o4 = { .workers = 65537 };
+	ck_assert_ptr_null(fut_loop_new(&o4, &err));
+	ck_assert_int_eq(err, -EINVAL);
+	o4.workers = 65536;
+	fut_loop *l = fut_loop_new(&o4, &err);
+	ck_assert_msg(l, "workers 65536: %s", fut_strerror(err));
+	ck_assert_int_eq(fut_loop_free(l), 0);
 	ck_assert_int_eq(fut_loop_fallback_reason(NULL), -EINVAL);
 	ck_assert_ptr_null(fut_loop_backend(NULL));
 }

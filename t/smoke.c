@@ -1182,6 +1182,59 @@ START_TEST(library_threads_leave_signals_alone)
 }
 END_TEST
 
+/* The threads backend blocks one worker per waiting op, up to its cap
+ * (the workers option); past it, ops wait for a worker, and one whose fd
+ * is ready must still end: the loop polls them. Here 2 workers wait in
+ * recvs that never get data, and a recv, an accept, a poll and a send
+ * queued behind them end all the same. Other backends ignore the option. */
+START_TEST(ops_past_the_worker_cap_still_end)
+{
+	struct fut_loop_opts o = { .workers = 2 };
+	fut_loop *loop = fut_loop_new(&o, NULL);
+	ck_assert_ptr_nonnull(loop);
+	enum { N = 3 };
+	int sv[N][2];
+	char buf[N][8];
+	fut *r[N];
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]), 0);
+		r[i] = fut_recv(loop, sv[i][0], buf[i], sizeof(buf[i]), 0);
+	}
+	/* r[0] and r[1] hold the workers; these wait for one. */
+	struct sockaddr_in a;
+	int ls = listener(&a);
+	fut *acc = fut_accept(loop, ls, NULL, NULL);
+	fut *pl = fut_poll(loop, sv[1][1], POLLIN);
+	run_for(loop, 30);
+	ck_assert_int_eq(write(sv[2][1], "hi", 2), 2);
+	wait_for(loop, r[2]);
+	ck_assert_int_eq(fut_value(r[2]), 2);
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+	wait_for(loop, acc);
+	ck_assert_int_ge(fut_value(acc), 0);
+	close((int)fut_value(acc));
+	close(c);
+	ck_assert_int_eq(write(sv[1][0], "p", 1), 1);
+	wait_for(loop, pl);
+	ck_assert_int_eq(fut_value(pl), POLLIN);
+	ck_assert_int_eq(fut_state(r[0]), FUT_PENDING);
+	ck_assert_int_eq(fut_state(r[1]), FUT_PENDING);
+	fut *fs[] = { r[0], r[1], r[2], acc, pl };
+	for (size_t i = 0; i < sizeof(fs) / sizeof(fs[0]); i++) {
+		fut_cancel(fs[i]);
+		wait_for(loop, fs[i]);
+		fut_unref(fs[i]);
+	}
+	for (int i = 0; i < N; i++) {
+		close(sv[i][0]);
+		close(sv[i][1]);
+	}
+	close(ls);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 /* The library's file I/O must not wait behind long user jobs. */
 static atomic_int rendezvous;
 
@@ -1560,6 +1613,7 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, invalid_io_arguments);
 	tcase_add_test(tc, blocking_jobs);
 	tcase_add_test(tc, library_threads_leave_signals_alone);
+	tcase_add_test(tc, ops_past_the_worker_cap_still_end);
 	tcase_add_test(tc, blocking_jobs_run_in_parallel);
 	tcase_add_test(tc, file_io_not_starved_by_blocking_jobs);
 	tcase_add_test(tc, blocking_jobs_beyond_the_queue);
