@@ -296,6 +296,7 @@ bool fut__posts_pending(struct fut_loop *loop);
 bool fut__await_posts(struct fut_loop *loop);
 bool fut__prepare_sleep(struct fut_loop *loop);
 void fut__stop_nudge(struct fut_loop *loop);
+void fut__posts_quiesce(struct fut_loop *loop);
 void fut__posts_free(struct fut_loop *loop);
 
 /* loop.c */

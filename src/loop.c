@@ -195,8 +195,7 @@ int fut_loop_stop(fut_loop *loop)
 {
 	if (!loop)
 		return -EINVAL;
-	atomic_store_explicit(&loop->stop, 1, memory_order_relaxed);
-	fut__stop_nudge(loop);
+	fut__stop_nudge(loop); /* sets loop->stop */
 	return 0;
 }
 
@@ -252,6 +251,7 @@ int fut_loop_free(fut_loop *loop)
 	}
 	int leaked = (int)fut__free_all(loop);
 	fut__coro_stacks_free(loop);
+	fut__posts_quiesce(loop);
 	loop->be->fini(loop);
 	fut__objpool_destroy(&loop->ops);
 	fut__objpool_destroy(&loop->sleeps);

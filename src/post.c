@@ -29,6 +29,7 @@
 #include "backend-internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 
 #define SEG_SLOTS 1023
@@ -58,6 +59,12 @@ struct fut__pq {
 	/* One for the loop, one for the producer thread: whichever lets go
 	 * last frees it, so neither has to outlive the other. */
 	_Atomic int refs;
+	char pad2[64];
+	/* Set while a post (or a stop) of this thread may still touch the
+	 * loop: from before its publish until after its wake-up. On a line
+	 * of its own: the loop reads it only when it is freed, so the two
+	 * stores per post stay in the producer's cache. */
+	_Atomic int busy;
 };
 
 /* A thread's queues, one per loop it posted to. The loop's id tells a
@@ -230,8 +237,12 @@ int fut__post(struct fut_loop *loop, fut_post_fn fn, void *arg)
 	q->pseg->slot[q->pslot].fn = fn;
 	q->pseg->slot[q->pslot].arg = arg;
 	q->pslot++;
+	/* Before the publish (its release orders it): a loop that ran this
+	 * post sees busy until the nudge below is done with the loop. */
+	atomic_store_explicit(&q->busy, 1, memory_order_relaxed);
 	atomic_store_explicit(&q->published, ++q->pcount, memory_order_release);
 	nudge(loop);
+	atomic_store_explicit(&q->busy, 0, memory_order_release);
 	return 0;
 }
 
@@ -242,9 +253,40 @@ int fut_loop_post(fut_loop *loop, fut_post_fn fn, void *arg)
 	return fut__post(loop, fn, arg);
 }
 
+/* fut_loop_stop from any thread: stop is set in here, under the thread's
+ * busy flag, for the same reason as a post's publish. */
 void fut__stop_nudge(struct fut_loop *loop)
 {
+	struct fut__pq *q = fut__thread_id() ==
+				    atomic_load_explicit(&loop->owner,
+							 memory_order_relaxed) ?
+			    NULL : my_queue(loop);
+	if (q) {
+		atomic_store_explicit(&q->busy, 1, memory_order_relaxed);
+		atomic_thread_fence(memory_order_release);
+	}
+	atomic_store_explicit(&loop->stop, 1, memory_order_relaxed);
 	nudge(loop);
+	if (q)
+		atomic_store_explicit(&q->busy, 0, memory_order_release);
+}
+
+/*
+ * The loop is being freed: wait until no thread is still inside a post or
+ * stop that the loop may already have seen. Such a thread has published
+ * (the loop ran its post, and the program took that as its sign that the
+ * thread was done with the loop) but may not have read `sleeping` or
+ * written the backend's eventfd yet; freeing under it was a use after
+ * free and a write into whatever file took the eventfd's number (thread
+ * audit). The wait is that thread's few instructions, not its next post.
+ */
+void fut__posts_quiesce(struct fut_loop *loop)
+{
+	atomic_thread_fence(memory_order_acquire); /* pairs with stop's */
+	struct fut__pq *q = atomic_load_explicit(&loop->pqs, memory_order_acquire);
+	for (; q; q = atomic_load_explicit(&q->next, memory_order_acquire))
+		while (atomic_load_explicit(&q->busy, memory_order_acquire))
+			sched_yield();
 }
 
 /* Run q's posts up to count avail; returns how many ran. */
