@@ -145,7 +145,9 @@ static int ensure_registered(struct ep *ep, struct fdstate *fs, int fd)
 	/* epoll_ctl(ADD) reports readiness that already exists, so an edge
 	 * that came between our EAGAIN and this call is not lost. */
 	struct epoll_event ev = {
-		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+		/* EPOLLPRI for a fut_poll of POLLPRI (urgent data, a pty's
+		 * packet mode): it comes rarely, and only on what asks. */
+		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
 		.data.u64 = (uint64_t)fd,
 	};
 	if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -431,7 +433,10 @@ static void ep_submit(struct fut_loop *loop, struct fut__op *op)
 	struct fut__opq *q = &fs->q[qi - 1];
 	if (op->kind == OP_CONNECT) /* a new connection on this number */
 		fs->rdrained = fs->rdhup = false;
-	if (!q->head && !skip_try(fs, op)) {
+	/* Polls consume nothing and keep no order: each is tried, even
+	 * behind another (an edge that already passed would not come again
+	 * for it). */
+	if ((!q->head || op->kind == OP_POLL) && !skip_try(fs, op)) {
 		int64_t res = attempt(ep, op);
 		if (res != -EAGAIN) {
 			/* Known drained, but not registered yet: the next
@@ -447,7 +452,11 @@ static void ep_submit(struct fut_loop *loop, struct fut__op *op)
 		}
 	}
 	if ((r = ensure_registered(ep, fs, op->fd)) < 0) {
-		fut__op_complete(op, r);
+		/* EPERM: a file epoll cannot watch (/dev/null), always ready
+		 * for what it offers; a poll for anything else would never
+		 * end, as for a regular file: refused the same way. */
+		fut__op_complete(op, r == -EPERM && op->kind == OP_POLL ?
+					     -EINVAL : r);
 		return;
 	}
 	op->bq = (uint8_t)qi;

@@ -75,6 +75,7 @@ struct fdstate {
 	uint8_t kind; /* FUT__FD_*: learned once, kept until fut_close */
 	bool closed; /* by fut_close; the number may be open again since */
 	uint64_t gen; /* fut_closes of this number so far */
+	unsigned polls; /* in the ring, outside the queues */
 };
 
 struct uring {
@@ -445,7 +446,9 @@ static void close_fd(struct uring *u, struct fut__op *op)
 	bool busy = fs && (fs->kind == FUT__FD_FILE || (fs->acc && fs->acc->armed));
 	for (int qi = 0; fs && qi < NQ; qi++)
 		busy = busy || fs->inflight[qi];
+	busy = busy || (fs && fs->polls);
 	if (fs) {
+		fs->polls = 0; /* theirs end -ECANCELED, counted by gen */
 		fs->kind = FUT__FD_UNKNOWN; /* the number may come back as anything */
 		fs->closed = true;
 		fs->gen++;
@@ -541,6 +544,15 @@ static void ur_submit(struct fut_loop *loop, struct fut__op *op)
 		fut__op_complete(op, -ESPIPE);
 		return;
 	}
+	if (op->kind == OP_POLL) {
+		/* Polls consume nothing and keep no order: each is its own
+		 * SQE, so one waiting for POLLPRI does not hold back another
+		 * for POLLIN (it did: one per fd at a time). */
+		OP_QI(op) = NQ;
+		fs->polls++;
+		to_ring(u, op);
+		return;
+	}
 	if (op->kind == OP_WRITE && !is_file(fs, op->fd) && fs->kind == FUT__FD_SOCK)
 		fut__socket_write(op);
 	int qi = fut__op_side(op->kind);
@@ -581,6 +593,23 @@ static int ur_cancel(struct fut_loop *loop, struct fut__op *op)
 
 static void completed(struct uring *u, struct fut__op *op, int res)
 {
+	/* The rest of a short transfer would go to whatever holds the
+	 * number after a fut_close: the close ended this op. */
+	bool reopened = (size_t)op->fd < u->nfds &&
+			u->fds[op->fd].gen != OP_GEN(op);
+	if (op->kind == OP_POLL && res > 0 && (res & POLLPRI) && !reopened) {
+		/* The ring reports the wake-up's key, and a socket's data
+		 * wake-up names POLLPRI with POLLIN: ask poll(2) what is
+		 * really there, and wait on when nothing asked for is. */
+		struct pollfd p = { .fd = op->fd, .events = op->events };
+		int n = poll(&p, 1, 0);
+		if (n == 0) {
+			to_ring(u, op);
+			return;
+		}
+		if (n > 0)
+			res = p.revents & POLLNVAL ? -EBADF : p.revents;
+	}
 	if (op->kind == OP_POLL && res > 0) {
 		/* The kernel reports POLLRDHUP to every poll: report only what
 		 * was asked for, as poll(2) does, when anything asked for is
@@ -591,10 +620,6 @@ static void completed(struct uring *u, struct fut__op *op, int res)
 		if (asked)
 			res = asked;
 	}
-	/* The rest of a short transfer would go to whatever holds the
-	 * number after a fut_close: the close ended this op. */
-	bool reopened = (size_t)op->fd < u->nfds &&
-			u->fds[op->fd].gen != OP_GEN(op);
 	if ((op->kind == OP_SEND || op->kind == OP_WRITE) && res > 0) {
 		op->done += (size_t)res;
 		if (op->done >= op->len) {
@@ -619,7 +644,7 @@ static void completed(struct uring *u, struct fut__op *op, int res)
 			return;
 		}
 	}
-	int fd = op->fd;
+	int fd = op->fd, kind = op->kind;
 	int qi = (int)OP_QI(op);
 	op->bq = B_NONE;
 	if (op->kind == OP_ACCEPT && res >= 0 && (size_t)res < u->nfds)
@@ -631,9 +656,12 @@ static void completed(struct uring *u, struct fut__op *op, int res)
 	if ((op->kind == OP_SEND || op->kind == OP_WRITE) && res >= 0)
 		r = (int64_t)op->len;
 	fut__op_complete(op, r);
-	if (qi >= NQ || (size_t)fd >= u->nfds)
+	if ((size_t)fd >= u->nfds)
 		return;
-	advance(u, fd, qi);
+	if (kind == OP_POLL && !reopened)
+		u->fds[fd].polls--;
+	if (qi < NQ)
+		advance(u, fd, qi);
 }
 
 static int ur_wait(struct fut_loop *loop, int timeout_ms)

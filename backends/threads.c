@@ -7,10 +7,12 @@
  * POSIX threads and poll(2), and its results must match epoll's and
  * io_uring's exactly, which the shared test suite checks.
  *
- * Ordering: each fd has three FIFO queues (read side, write side, poll);
- * only the head of a queue runs, the next one is released when the head
+ * Ordering: each fd has a FIFO queue per side (reads, writes); only the
+ * head of a queue runs, the next one is released when the head
  * completes, so operations on one fd complete in submission order while a
- * socket's reads and writes still run concurrently.
+ * socket's reads and writes still run concurrently. Polls consume nothing
+ * and keep no order: each runs at once, on its own worker, listed in the
+ * fd's `polls` so that fut_close can interrupt and wait for them.
  *
  * Sends, accepts and recvs are tried once on the loop thread first,
  * without blocking (see try_send, try_accept, try_recv); only one that
@@ -59,7 +61,9 @@ enum { B_NONE = 0, B_FDQ, B_RUNQ, B_RUNNING, B_DONE };
 
 struct fdstate {
 	struct fut__opq q[NQ];
-	struct fut__op *running[NQ];
+	struct fut__op *running[NQ]; /* [Q_POLL] unused: see polls */
+	struct fut__op **polls; /* running (or waiting for a worker) */
+	unsigned npolls, cappolls;
 	struct fut__op *close_op; /* waits for running ops to finish */
 	bool nonblock; /* O_NONBLOCK set, for try_accept */
 	uint8_t kind;  /* FUT__FD_*: learned once, kept until fut_close */
@@ -251,11 +255,43 @@ static int fd_kind(struct fdstate *fs, int fd)
 
 static void do_close(struct thr *t, struct fdstate *fs, struct fut__op *op);
 
+/* op (dispatched) is fs's running op of its side, or one of its polls. */
+static bool run_add(struct fdstate *fs, struct fut__op *op)
+{
+	if (op->kind != OP_POLL) {
+		fs->running[OP_QI(op)] = op;
+		return true;
+	}
+	if (fs->npolls == fs->cappolls) {
+		unsigned cap = fs->cappolls ? 2 * fs->cappolls : 4;
+		void *n = realloc(fs->polls, cap * sizeof(*fs->polls));
+		if (!n)
+			return false;
+		fs->polls = n;
+		fs->cappolls = cap;
+	}
+	fs->polls[fs->npolls++] = op;
+	return true;
+}
+
+static void run_del(struct fdstate *fs, struct fut__op *op)
+{
+	if (op->kind != OP_POLL) {
+		fs->running[OP_QI(op)] = NULL;
+		return;
+	}
+	for (unsigned i = 0; i < fs->npolls; i++)
+		if (fs->polls[i] == op) {
+			fs->polls[i] = fs->polls[--fs->npolls];
+			return;
+		}
+}
+
 /* After an op of fd left queue qi: start the next one, or a pending close. */
 static void advance(struct thr *t, int fd, int qi)
 {
 	struct fdstate *fs = &t->fds[fd];
-	struct fut__op *next = fs->q[qi].head;
+	struct fut__op *next = qi < Q_POLL ? fs->q[qi].head : NULL;
 	if (next && !fs->close_op) {
 		fut__opq_unlink(&fs->q[qi], next);
 		fs->running[qi] = next;
@@ -263,7 +299,7 @@ static void advance(struct thr *t, int fd, int qi)
 		return;
 	}
 	if (fs->close_op && !fs->running[Q_READ] && !fs->running[Q_WRITE] &&
-	    !fs->running[Q_POLL]) {
+	    !fs->npolls) {
 		struct fut__op *c = fs->close_op;
 		fs->close_op = NULL;
 		do_close(t, fs, c);
@@ -276,7 +312,7 @@ static void done(struct thr *t, struct fut__op *op)
 	int64_t res = (int64_t)op->u.be[3];
 	if (OP_CANCEL(op))
 		t->cancelling--;
-	t->fds[fd].running[qi] = NULL;
+	run_del(&t->fds[fd], op);
 	op->bq = B_NONE;
 	fut__op_complete(op, res);
 	advance(t, fd, qi);
@@ -285,6 +321,7 @@ static void done(struct thr *t, struct fut__op *op)
 static void do_close(struct thr *t, struct fdstate *fs, struct fut__op *op)
 {
 	(void)t;
+	free(fs->polls);
 	memset(fs, 0, sizeof(*fs));
 	/* Linux releases the fd even when close reports EINTR. */
 	int r = close(op->fd) < 0 && errno != EINTR ? -errno : 0;
@@ -391,6 +428,23 @@ static bool try_recv(struct fut__op *op)
 #endif
 }
 
+/* And a poll: what is ready already costs no worker. */
+static bool try_poll(struct fut__op *op)
+{
+	if (op->kind != OP_POLL)
+		return false;
+	struct pollfd p = { .fd = op->fd, .events = op->events };
+	int r;
+	do
+		r = poll(&p, 1, 0);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return false;
+	fut__op_complete(op, r < 0 ? -errno : p.revents & POLLNVAL ?
+				 -EBADF : p.revents);
+	return true;
+}
+
 static void th_submit(struct fut_loop *loop, struct fut__op *op)
 {
 	struct thr *t = T(loop);
@@ -412,6 +466,11 @@ static void th_submit(struct fut_loop *loop, struct fut__op *op)
 			if (fs->running[qi])
 				(void)th_cancel(loop, fs->running[qi]);
 		}
+		/* Downwards: a poll still waiting for a worker leaves the
+		 * list at once (its place taken by the last one, seen). */
+		for (unsigned i = fs->npolls; i-- > 0;)
+			if (i < fs->npolls)
+				(void)th_cancel(loop, fs->polls[i]);
 		if (fs->close_op) { /* already closing */
 			fut__op_complete(op, -EBADF);
 			return;
@@ -434,14 +493,18 @@ static void th_submit(struct fut_loop *loop, struct fut__op *op)
 	int qi = fut__op_side(op->kind);
 	op->u.be[0] = op->u.be[1] = 0;
 	OP_QI(op) = (uint64_t)qi;
-	if (fs->running[qi]) {
+	if (op->kind != OP_POLL && fs->running[qi]) {
 		op->bq = B_FDQ;
 		fut__opq_append(&fs->q[qi], op);
 		return;
 	}
-	if (try_send(op) || try_accept(fs, op) || try_recv(op))
+	if (try_send(op) || try_accept(fs, op) || try_recv(op) ||
+	    try_poll(op))
 		return;
-	fs->running[qi] = op;
+	if (!run_add(fs, op)) {
+		fut__op_complete(op, -ENOMEM);
+		return;
+	}
 	dispatch(t, op);
 }
 
@@ -461,7 +524,7 @@ static int th_cancel(struct fut_loop *loop, struct fut__op *op)
 		fut__opq_unlink(&t->runq, op);
 		pthread_mutex_unlock(&t->lock);
 		int fd = op->fd, qi = (int)OP_QI(op);
-		t->fds[fd].running[qi] = NULL;
+		run_del(&t->fds[fd], op);
 		op->bq = B_NONE;
 		fut__op_complete(op, -ECANCELED);
 		advance(t, fd, qi);
@@ -531,36 +594,42 @@ static void sweep_runq(struct thr *t)
 		struct fdstate *fs = &t->fds[fd];
 		bool fin = false;
 		if (r > 0 && p[i].revents && op->kind == OP_POLL) {
+			run_del(fs, op);
 			fut__op_complete(op, p[i].revents & POLLNVAL ?
 						     -EBADF : p[i].revents);
 			fin = true;
 		} else if (r > 0 && p[i].revents) {
 			fin = try_send(op) || try_accept(fs, op) ||
 			      try_recv(op);
+			if (fin) /* not a poll: its side's running op */
+				fs->running[qi] = NULL;
 		}
-		if (fin) {
-			fs->running[qi] = NULL;
+		if (fin)
 			advance(t, fd, qi);
-		} else {
+		else
 			dispatch(t, op); /* a worker may have come free */
-		}
 	}
 }
 
 /* Re-send the interrupt to workers whose cancel has not landed yet. */
+static void resend_cancel(struct thr *t, struct fut__op *op)
+{
+	pthread_mutex_lock(&t->lock);
+	if (op->bq == B_RUNNING && OP_CANCEL(op))
+		pthread_kill((pthread_t)OP_WORKER(op), wake_signal());
+	pthread_mutex_unlock(&t->lock);
+}
+
 static void resend_cancels(struct thr *t)
 {
-	for (size_t fd = 0; fd < t->nfds; fd++)
-		for (int qi = 0; qi < NQ; qi++) {
-			struct fut__op *op = t->fds[fd].running[qi];
-			if (!op)
-				continue;
-			pthread_mutex_lock(&t->lock);
-			if (op->bq == B_RUNNING && OP_CANCEL(op))
-				pthread_kill((pthread_t)OP_WORKER(op),
-					     wake_signal());
-			pthread_mutex_unlock(&t->lock);
-		}
+	for (size_t fd = 0; fd < t->nfds; fd++) {
+		struct fdstate *fs = &t->fds[fd];
+		for (int qi = 0; qi < NQ; qi++)
+			if (fs->running[qi])
+				resend_cancel(t, fs->running[qi]);
+		for (unsigned i = 0; i < fs->npolls; i++)
+			resend_cancel(t, fs->polls[i]);
+	}
 }
 
 static int th_wait(struct fut_loop *loop, int timeout_ms)
@@ -647,6 +716,8 @@ static void th_fini(struct fut_loop *loop)
 	pthread_mutex_destroy(&t->lock);
 	close(t->evfd);
 	free(t->workers);
+	for (size_t fd = 0; fd < t->nfds; fd++)
+		free(t->fds[fd].polls);
 	free(t->fds);
 	free(t);
 }

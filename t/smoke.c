@@ -922,6 +922,44 @@ START_TEST(backends_agree_on_edges)
 }
 END_TEST
 
+/* Polls on one fd are independent: one waiting for something that never
+ * comes (POLLPRI on a socketpair) holds back neither a poll that is ready
+ * at once nor one that becomes ready later; a close ends the one left. */
+START_TEST(polls_on_one_fd_are_independent)
+{
+	fut_loop *loop = new_loop();
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fut *pri = fut_poll(loop, sv[0], POLLPRI);
+	run_for(loop, 10);
+	fut *out = fut_poll(loop, sv[0], POLLOUT);
+	wait_for(loop, out);
+	ck_assert_int_eq(fut_value(out), POLLOUT);
+	fut_unref(out);
+	fut *in = fut_poll(loop, sv[0], POLLIN);
+	fut *in2 = fut_poll(loop, sv[0], POLLIN | POLLPRI);
+	run_for(loop, 10);
+	ck_assert_int_eq(fut_state(in), FUT_PENDING);
+	ck_assert_int_eq(write(sv[1], "x", 1), 1);
+	wait_for(loop, in);
+	ck_assert_int_eq(fut_value(in), POLLIN);
+	wait_for(loop, in2);
+	ck_assert_int_eq(fut_value(in2), POLLIN); /* io_uring said POLLPRI too */
+	fut_unref(in);
+	fut_unref(in2);
+	ck_assert_int_eq(fut_state(pri), FUT_PENDING);
+	fut *c = fut_close(loop, sv[0]);
+	wait_for(loop, c);
+	ck_assert_int_eq(fut_error(c), 0);
+	wait_for(loop, pri);
+	ck_assert_int_eq(fut_error(pri), -ECANCELED);
+	fut_unref(c);
+	fut_unref(pri);
+	close(sv[1]);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 START_TEST(regular_file_read_write)
 {
 	fut_loop *loop = new_loop();
@@ -1608,6 +1646,7 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, op_after_close_is_ebadf);
 	tcase_add_test(tc, close_stops_a_partial_send);
 	tcase_add_test(tc, backends_agree_on_edges);
+	tcase_add_test(tc, polls_on_one_fd_are_independent);
 	tcase_add_test(tc, poll_out_after_peer_half_close);
 	tcase_add_test(tc, zero_length_recv_waits_for_data);
 	tcase_add_test(tc, invalid_io_arguments);
