@@ -47,6 +47,8 @@
 #define INBUF_MIN 4096
 #define BUF_KEEP 65536 /* larger idle buffers are freed */
 #define EMFILE_PAUSE_MS 100
+/* The most one send of a response carries: see flush. */
+#define SEND_SLICE (256 * 1024)
 #define ACCEPT_BATCH 64  /* connections taken per accept completion */
 
 enum phase {
@@ -94,6 +96,10 @@ struct conn {
 	int fd;
 	enum phase phase;
 	fut *io;            /* our pending recv or send, borrowed */
+	fut *watch;         /* a long handler's 0-byte recv, borrowed */
+	uint64_t handler_since; /* loop ms the handler was called */
+	int peer_eof;       /* the client shut down its side meanwhile */
+	int unwatched;      /* a pipelined request came: watch no more */
 	int io_is_send;
 	int closing;        /* close once io and the handler are done */
 	int timed_out;
@@ -108,6 +114,7 @@ struct conn {
 	size_t dec_end;     /* chunked: end of the decoded body so far */
 	struct fut_http_chunked ch;
 	struct outbuf out;  /* being sent */
+	size_t out_off;     /* how much of out is sent */
 	struct outbuf next_out; /* queued behind it */
 	size_t lingered;
 	int nodelay;        /* TCP_NODELAY set */
@@ -292,9 +299,12 @@ static void conn_free(struct conn *c)
 static void conn_close(struct conn *c)
 {
 	c->closing = 1;
-	if (c->io) {
-		fut_cancel(c->io);
-		return; /* its callback comes back here */
+	if (c->io || c->watch) {
+		if (c->io)
+			fut_cancel(c->io);
+		if (c->watch)
+			fut_cancel(c->watch);
+		return; /* their callbacks come back here */
 	}
 	if (c->fd >= 0) {
 		fut_unref(fut_close(c->loop, c->fd));
@@ -509,7 +519,7 @@ fut *fut_http_stream_write(fut_http_req *r, const void *buf, size_t len)
 	    (chunked_out(r) && out_add(&c->next_out, "\r\n", 2)))
 		return fut_rejected(c->loop, -ENOMEM);
 	flush(c);
-	if (c->out.len + c->next_out.len <= c->high_water)
+	if (c->out.len - c->out_off + c->next_out.len <= c->high_water)
 		return fut_resolved(c->loop, (int64_t)len);
 	/* Backpressure: this write's future waits for the peer. */
 	struct waiter *w = malloc(sizeof(*w));
@@ -548,9 +558,12 @@ static void on_sent(fut *f, void *arg)
 	struct conn *c = arg;
 	int err = fut_error(f);
 	c->io = NULL;
-	c->out.len = 0;
-	if (!err)
+	if (!err) {
 		c->timed_out = 0; /* done before the sweep's cancel: progress */
+		c->out_off += (size_t)fut_value(f);
+	}
+	if (err || c->out_off >= c->out.len)
+		c->out.len = c->out_off = 0;
 	if (err < 0) {
 		/* Our own cancel: the write timeout's, or a close by free or
 		 * shutdown. A handler is told which, not -ECANCELED, which
@@ -605,8 +618,10 @@ static int quiet_to_close(struct conn *c)
 static void finish_request(struct conn *c)
 {
 	struct fut_http_req *r = &c->req;
-	int close_after = r->close_after;
+	int close_after = r->close_after || c->peer_eof;
 	size_t consumed = c->dec_end;
+	if (c->watch) /* kept until its callback: see on_watch */
+		fut_cancel(c->watch);
 	if (close_after && r->client_closes && consumed == c->in_len &&
 	    quiet_to_close(c)) {
 		conn_close(c);
@@ -637,9 +652,15 @@ static void flush(struct conn *c)
 		c->next_out = t;
 	}
 	if (c->out.len) {
+		/* In slices, each with its own deadline: write_timeout_ms is
+		 * for a peer that takes nothing, not for a slow one still
+		 * reading (a 48 MiB body at 2 MiB/s was cut at 30 s). */
+		size_t n = c->out.len - c->out_off;
+		if (n > SEND_SLICE)
+			n = SEND_SLICE;
 		if (c->srv)
 			c->deadline = now_ms(c) + c->srv->o.write_timeout_ms;
-		fut *f = fut_send(c->loop, c->fd, c->out.p, c->out.len,
+		fut *f = fut_send(c->loop, c->fd, c->out.p + c->out_off, n,
 				  MSG_NOSIGNAL);
 		if (!f) {
 			conn_close(c);
@@ -798,6 +819,8 @@ static void dispatch(struct conn *c)
 	}
 	c->phase = P_HANDLER;
 	c->deadline = 0;
+	c->handler_since = now_ms(c);
+	c->peer_eof = c->unwatched = 0;
 	if (s->o.coroutine) {
 		fut *f = fut_spawn(c->loop, coro_entry, c);
 		if (!f) {
@@ -1118,16 +1141,79 @@ static void start_accept(fut_http_server *s)
 
 /* ---- timeouts ---- */
 
+/*
+ * A handler that takes long (a proxy, a long poll) holds its connection,
+ * and a client that left meanwhile would hold it on: a client that sends
+ * a request and closes, ten thousand times, kept the server at its
+ * connection cap for as long as the handlers ran (load audit). So once a
+ * handler has run for WATCH_AFTER_MS, a 0-byte recv watches the socket
+ * (short handlers, nearly all of them, never pay for it):
+ *  - a reset: nobody is left to answer; the connection closes now, and
+ *    the handler's response fails with -EPIPE, as after a shutdown;
+ *  - end of stream: the client may have half-closed and still wait for
+ *    the answer (nc -N, some HTTP/1.0 clients; Go's server, too, answers
+ *    them), or be gone. The handler gets write_timeout_ms more; then the
+ *    connection closes as above. The connection closes after a response;
+ *  - bytes: a pipelined request, read in its turn; the watch stops.
+ */
+#define WATCH_AFTER_MS 1000
+
+static void on_watch(fut *f, void *arg)
+{
+	struct conn *c = arg;
+	int64_t r = fut_error(f) ? fut_error(f) : fut_value(f);
+	c->watch = NULL;
+	if (c->closing || !c->srv) {
+		conn_close(c);
+		return;
+	}
+	if (r == -ECANCELED || c->phase != P_HANDLER || c->req.ended)
+		return; /* withdrawn: the response is done */
+	char b;
+	ssize_t n = r < 0 ? -1 : recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0) {
+		c->unwatched = 1; /* a pipelined request: its turn comes */
+		return;
+	}
+	if (n < 0 && r >= 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return; /* nothing after all: the next sweep looks again */
+	if (n < 0) {
+		conn_close(c);
+		return;
+	}
+	c->peer_eof = 1;
+	c->req.close_after = 1;
+	c->deadline = now_ms(c) + c->srv->o.write_timeout_ms;
+}
+
+static void watch_start(struct conn *c)
+{
+	fut *f = fut_recv(c->loop, c->fd, NULL, 0, 0);
+	if (!f)
+		return; /* out of memory: the next sweep tries again */
+	c->watch = f;
+	fut_on_done(f, on_watch, c);
+}
+
 static void sweep(fut_timer *t, void *arg)
 {
 	(void)t;
 	fut_http_server *s = arg;
 	uint64_t now = fut_loop_now(s->loop);
-	for (struct conn *c = s->conns; c; c = c->next) {
+	for (struct conn *c = s->conns, *next; c; c = next) {
+		next = c->next; /* a close below unlinks c */
 		if (c->deadline && now >= c->deadline && c->io &&
 		    !c->timed_out) {
 			c->timed_out = 1;
 			fut_cancel(c->io);
+		} else if (c->phase != P_HANDLER || c->req.ended || c->io ||
+			   c->closing || c->fd < 0) {
+			continue;
+		} else if (c->peer_eof && now >= c->deadline) {
+			conn_close(c);
+		} else if (!c->watch && !c->peer_eof && !c->unwatched &&
+			   now - c->handler_since >= WATCH_AFTER_MS) {
+			watch_start(c);
 		}
 	}
 }

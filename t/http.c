@@ -116,6 +116,10 @@ static void handler(fut_http_req *req, void *arg)
 					      (int)h->headers[i].value_len,
 					      h->headers[i].value);
 		fut_http_respond(req, 200, out, n < sizeof(out) ? n : 0);
+	} else if (route(req, "GET", "/big")) {
+		static char big[16 << 20];
+		memset(big, 'b', sizeof(big));
+		fut_http_respond(req, 200, big, sizeof(big));
 	} else if (route(req, "GET", "/r205")) {
 		ck_assert_int_eq(fut_http_respond(req, 205, "abc", 3), 0);
 	} else if (route(req, "GET", "/stream")) {
@@ -165,6 +169,10 @@ struct raw {
 	size_t got_len;
 	int eof;             /* the server closed (read returned 0) */
 	int ms;              /* how long until EOF */
+	int shut_wr;         /* half-close after sending */
+	int leave;           /* close after sending, read nothing */
+	int slow;            /* read once per 2 ms, SO_RCVBUF 32 KiB */
+	size_t total;        /* slow: every byte read */
 };
 
 static int64_t noop_job(void *arg)
@@ -173,9 +181,11 @@ static int64_t noop_job(void *arg)
 	return 0;
 }
 
-static int raw_connect(int port)
+static int raw_connect_buf(int port, int rcvbuf)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (rcvbuf)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	struct sockaddr_in a = { .sin_family = AF_INET,
 				 .sin_port = htons((uint16_t)port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -186,6 +196,11 @@ static int raw_connect(int port)
 		return -1;
 	}
 	return fd;
+}
+
+static int raw_connect(int port)
+{
+	return raw_connect_buf(port, 0);
 }
 
 /* Read to EOF (sending send2 after the first bytes), then close; x->ms
@@ -218,11 +233,30 @@ static int64_t raw_job(void *arg)
 	struct raw *x = arg;
 	struct timeval t0;
 	gettimeofday(&t0, NULL);
-	int fd = raw_connect(x->port);
+	int fd = raw_connect_buf(x->port, x->slow ? 32768 : 0);
 	if (fd < 0)
 		return -errno;
 	if (x->send_len && send(fd, x->send, x->send_len, MSG_NOSIGNAL) < 0) {
 		/* The server may already have answered and closed. */
+	}
+	if (x->shut_wr)
+		shutdown(fd, SHUT_WR);
+	if (x->leave) {
+		close(fd);
+		return 0;
+	}
+	while (x->slow) {
+		static char sink[65536];
+		ssize_t n = recv(fd, sink, sizeof(sink), 0);
+		if (n <= 0) {
+			x->eof = n == 0;
+			close(fd);
+			return 0;
+		}
+		if (!x->total)
+			memcpy(x->got, sink, (size_t)n < 64 ? (size_t)n : 64);
+		x->total += (size_t)n;
+		usleep(2000);
 	}
 	raw_finish(fd, x, &t0);
 	return 0;
@@ -1075,6 +1109,80 @@ START_TEST(stalled_writer_is_let_go)
 		close(fd);
 		fut_http_server_free(srv);
 	}
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/* write_timeout_ms is for a peer that takes nothing: a 16 MiB body read
+ * steadily through a small window (~16 MB/s) takes ~1 s, past a 300 ms
+ * write timeout, and still arrives whole (it was one send with one
+ * deadline, cut short). */
+START_TEST(slow_reader_gets_the_whole_body)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { .write_timeout_ms = 300 };
+	fut_http_server *srv = serve(loop, &o);
+	static struct raw x;
+	memset(&x, 0, sizeof(x));
+	x.port = fut_http_server_port(srv);
+	x.send = "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	x.send_len = strlen(x.send);
+	x.slow = 1;
+	fut *f = fut_run_blocking(loop, raw_job, &x);
+	wait_for(loop, f);
+	fut_unref(f);
+	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 200 ", 13), "%.20s", x.got);
+	ck_assert_uint_gt(x.total, (size_t)16 << 20);
+	ck_assert_uint_lt(x.total, ((size_t)16 << 20) + 512);
+	ck_assert(x.eof);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/*
+ * A client that leaves while a long handler runs gives its connection
+ * back: with one connection allowed, a client that sent GET /sleep of 20 s
+ * and closed held the server for the 20 s (load audit: ten thousand such
+ * requests kept it at its cap). One that only half-closed still gets its
+ * answer.
+ */
+START_TEST(client_that_left_frees_its_connection)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { .max_connections = 1,
+					  .write_timeout_ms = 1000 };
+	fut_http_server *srv = serve(loop, &o);
+	static struct raw half, gone, next;
+	memset(&half, 0, sizeof(half));
+	memset(&gone, 0, sizeof(gone));
+	memset(&next, 0, sizeof(next));
+	half.port = gone.port = next.port = fut_http_server_port(srv);
+	half.send = "GET /sleep?ms=1300 HTTP/1.1\r\nHost: x\r\n\r\n";
+	half.send_len = strlen(half.send);
+	half.shut_wr = 1;
+	fut *f = fut_run_blocking(loop, raw_job, &half);
+	wait_for(loop, f);
+	fut_unref(f);
+	ck_assert_msg(!strncmp(half.got, "HTTP/1.1 200 ", 13), "%.20s",
+		      half.got);
+	ck_assert(strstr(half.got, "slept\n"));
+	gone.send = "GET /sleep?ms=20000 HTTP/1.1\r\nHost: x\r\n\r\n";
+	gone.send_len = strlen(gone.send);
+	gone.leave = 1;
+	f = fut_run_blocking(loop, raw_job, &gone);
+	wait_for(loop, f);
+	fut_unref(f);
+	next.send = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	next.send_len = strlen(next.send);
+	f = fut_run_blocking(loop, raw_job, &next);
+	wait_for(loop, f);
+	fut_unref(f);
+	/* The watch starts 1 s in, the half-close grace is 1 s more. */
+	ck_assert_msg(!strncmp(next.got, "HTTP/1.1 200 ", 13), "%.20s",
+		      next.got);
+	ck_assert_int_lt(next.ms, 4000);
+	fut_http_server_free(srv);
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
 END_TEST
@@ -3056,6 +3164,8 @@ Suite *http_suite(void)
 	tcase_add_test(tc, coroutine_handlers);
 	tcase_add_test(tc, coroutine_outlives_server);
 	tcase_add_test(tc, stalled_writer_is_let_go);
+	tcase_add_test(tc, slow_reader_gets_the_whole_body);
+	tcase_add_test(tc, client_that_left_frees_its_connection);
 	tcase_add_test(tc, fetch_reads_while_it_sends);
 	tcase_add_test(tc, server_listens_on_every_address);
 	tcase_add_test(tc, connection_cap_spans_listeners);

@@ -139,7 +139,7 @@ struct fut_http_server_opts {
 	unsigned header_timeout_ms; /* request head; 0: 10000 -> 408 */
 	unsigned body_timeout_ms;   /* request body; 0: 30000 -> 408 */
 	unsigned idle_timeout_ms;   /* keep-alive between requests; 0: 60000 */
-	unsigned write_timeout_ms;  /* a send making no progress; 0: 30000 */
+	unsigned write_timeout_ms;  /* the client takes nothing; 0: 30000 */
 	size_t stream_high_water;   /* streamed response bytes queued before
 				       a write future waits; 0: 65536 */
 	struct fut_http_limits limits;
