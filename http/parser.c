@@ -889,7 +889,12 @@ int fut_http_chunked_decode(struct fut_http_chunked *st, char *buf,
 			in++;
 			break;
 		case CH_TRAILER:
-			if (c == '\r') {
+			if (c == '\r' && (st->aux += 2) > MAX_TRAILER) {
+				/* The line's CRLF counts too: short lines
+				 * got 128 KiB through a 64 KiB limit. */
+				err = FUT_HTTP_EHDRTOOBIG;
+				goto fail;
+			} else if (c == '\r') {
 				st->state = CH_TRAILER_LF;
 			} else if (!is_vchar_or_obs(c) && c != ' ' &&
 				   c != '\t') {

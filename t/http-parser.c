@@ -843,6 +843,28 @@ START_TEST(bad_arguments)
 }
 END_TEST
 
+/* The trailer section's 64 KiB count their line endings: 16383 lines of
+ * "a:" CRLF (65532 bytes) pass, 16385 (65540) are too many; counting the
+ * field bytes only let 128 KiB of short lines through. */
+START_TEST(trailer_limit_counts_line_endings)
+{
+	static char buf[3 + 4 * 16385 + 2];
+	for (int lines = 16383; lines <= 16385; lines += 2) {
+		size_t n = 0;
+		memcpy(buf, "0\r\n", 3);
+		n = 3;
+		for (int i = 0; i < lines; i++, n += 4)
+			memcpy(buf + n, "a:\r\n", 4);
+		memcpy(buf + n, "\r\n", 2);
+		n += 2;
+		struct fut_http_chunked st = { 0 };
+		size_t len = n, rest;
+		int r = fut_http_chunked_decode(&st, buf, &len, &rest, 0);
+		ck_assert_int_eq(r, lines == 16383 ? 1 : FUT_HTTP_EHDRTOOBIG);
+	}
+}
+END_TEST
+
 /* ---- responses ---- */
 
 struct vresp {
@@ -1408,6 +1430,7 @@ Suite *http_parser_suite(void)
 	tcase_add_test(tc, default_request_line_limit);
 	tcase_add_test(tc, many_headers);
 	tcase_add_test(tc, default_header_bytes_limit);
+	tcase_add_test(tc, trailer_limit_counts_line_endings);
 	tcase_add_test(tc, bad_arguments);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("responses");
