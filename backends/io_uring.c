@@ -402,8 +402,17 @@ static void acceptor_cqe(struct uring *u, struct acceptor *a, int res,
 	struct fut__op *w = u->fds[a->fd].inflight[Q_READ];
 	if (w && w->bq != B_ACC)
 		w = NULL;
-	if (res == -EINVAL && !a->worked && !more) {
-		u->no_multishot = true; /* kernel before 5.19 */
+	/* EINVAL from a kernel before 5.19, or from a socket that is not
+	 * listening: only the first says nothing of the socket, and only it
+	 * turns the multishot off (for the loop: one fut_accept on a wrong
+	 * socket turned it off for every listener). The single accept then
+	 * gives the op its own answer either way. */
+	int listening = 0;
+	socklen_t sl = sizeof(listening);
+	if (res == -EINVAL && !a->worked && !more &&
+	    (getsockopt(a->fd, SOL_SOCKET, SO_ACCEPTCONN, &listening,
+			&sl) < 0 || listening)) {
+		u->no_multishot = true;
 		if (w)
 			to_ring(u, w);
 		return;
