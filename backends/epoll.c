@@ -28,6 +28,8 @@
 #define MAX_EVENTS 256
 
 enum { Q_NONE = 0, Q_READ, Q_WRITE, Q_POLL, Q_POOL };
+/* attempt(): a connect that failed with EAGAIN, not one to wait for. */
+#define CONNECT_EAGAIN (-EAGAIN - 4096)
 enum { FD_UNKNOWN = 0, FD_POLLABLE, FD_FILE };
 
 struct fdstate {
@@ -261,6 +263,11 @@ static int64_t attempt(struct ep *ep, struct fut__op *op)
 				r = connect(fd, op->addr, op->sslen);
 				if (r < 0 && errno == EINPROGRESS)
 					return -EAGAIN;
+				/* A Unix socket's full backlog: nothing is
+				 * under way, no edge will come. The answer,
+				 * as io_uring gives it. */
+				if (r < 0 && errno == EAGAIN)
+					return CONNECT_EAGAIN;
 				break;
 			}
 			/* The outcome is collected by connecting again, as the
@@ -439,6 +446,8 @@ static void ep_submit(struct fut_loop *loop, struct fut__op *op)
 	if ((!q->head || op->kind == OP_POLL) && !skip_try(fs, op)) {
 		int64_t res = attempt(ep, op);
 		if (res != -EAGAIN) {
+			if (res == CONNECT_EAGAIN)
+				res = -EAGAIN;
 			/* Known drained, but not registered yet: the next
 			 * recv registers when it has to wait, and ADD then
 			 * reports data that came meanwhile. A connection

@@ -594,6 +594,10 @@ static int ur_cancel(struct fut_loop *loop, struct fut__op *op)
 	}
 	if (op->bq != B_RING)
 		return -EBUSY;
+	/* The CQE may be out already, and completed() would then put the
+	 * op back in the ring (a short send's rest, a poll woken for
+	 * nothing) where this cancel no longer finds it. */
+	op->cancel_req = 1;
 	struct io_uring_sqe *sqe = sqe_get(u);
 	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
 	io_uring_sqe_set_data64(sqe, 0);
@@ -612,10 +616,12 @@ static void completed(struct uring *u, struct fut__op *op, int res)
 		 * really there, and wait on when nothing asked for is. */
 		struct pollfd p = { .fd = op->fd, .events = op->events };
 		int n = poll(&p, 1, 0);
-		if (n == 0) {
+		if (n == 0 && !op->cancel_req) {
 			to_ring(u, op);
 			return;
 		}
+		if (n == 0)
+			res = -ECANCELED;
 		if (n > 0)
 			res = p.revents & POLLNVAL ? -EBADF : p.revents;
 	}
@@ -633,7 +639,7 @@ static void completed(struct uring *u, struct fut__op *op, int res)
 		op->done += (size_t)res;
 		if (op->done >= op->len) {
 			res = (int)(op->len > INT32_MAX ? INT32_MAX : op->len);
-		} else if (reopened) {
+		} else if (reopened || op->cancel_req) {
 			res = -ECANCELED;
 		} else { /* short: send the rest */
 			to_ring(u, op);
@@ -643,7 +649,8 @@ static void completed(struct uring *u, struct fut__op *op, int res)
 	/* MSG_WAITALL past one SQE's length: wait for the rest too. */
 	bool waitall = op->kind == OP_RECV && (op->flags & MSG_WAITALL) &&
 		       !(op->flags & MSG_PEEK);
-	if (waitall && res > 0 && (unsigned)res == MAX_RW && !reopened) {
+	if (waitall && res > 0 && (unsigned)res == MAX_RW && !reopened &&
+	    !op->cancel_req) {
 		/* The kernel's MSG_WAITALL got all of a clamped SQE: go on
 		 * for the rest. A shorter result is its own answer (end of
 		 * stream, a datagram, an error after some bytes). */

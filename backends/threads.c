@@ -90,6 +90,7 @@ struct thr {
 	struct fut__opq runq;
 	struct wk **workers; /* loop->nworkers of them at most */
 	unsigned nworkers;
+	bool short_of_workers; /* the last thread start failed (ulimit -u) */
 	struct wk *idle; /* stack: the most recently idle is warmest */
 	bool stopping;
 };
@@ -210,6 +211,7 @@ static void *worker(void *arg)
 static void start_worker(struct thr *t)
 {
 	struct wk *w = calloc(1, sizeof(*w));
+	t->short_of_workers = !w;
 	if (!w)
 		return; /* the op waits for a running worker */
 	w->t = t;
@@ -217,6 +219,7 @@ static void start_worker(struct thr *t)
 	if (fut__thread_start(&w->thread, 128 * 1024, worker, w) == 0) {
 		t->workers[t->nworkers++] = w;
 	} else {
+		t->short_of_workers = true; /* the sweep stands in */
 		sem_destroy(&w->sem);
 		free(w);
 	}
@@ -540,11 +543,12 @@ static int th_cancel(struct fut_loop *loop, struct fut__op *op)
 	return 1; /* ends when the worker returns */
 }
 
-/* Every worker started, and ops waiting for one (read on the loop
- * thread, the only one that starts workers). */
+/* No more workers to be had (the cap, or a thread start failed), and ops
+ * waiting for one. The first part is read on the loop thread, the only
+ * one that starts workers. */
 static bool saturated(struct thr *t)
 {
-	if (t->nworkers < t->loop->nworkers)
+	if (t->nworkers < t->loop->nworkers && !t->short_of_workers)
 		return false;
 	pthread_mutex_lock(&t->lock);
 	bool s = t->runq.head != NULL;

@@ -579,8 +579,10 @@ static void on_sent(fut *f, void *arg)
 		conn_close(c);
 		return;
 	}
-	/* Release writers waiting for room. */
-	while (c->req.waiters && c->next_out.len <= c->high_water) {
+	/* Release writers waiting for room: by the rule that made them
+	 * wait (fut_http_stream_write), counting out's unsent slices. */
+	while (c->req.waiters &&
+	       c->out.len - c->out_off + c->next_out.len <= c->high_water) {
 		struct waiter *w = c->req.waiters;
 		c->req.waiters = w->next;
 		if (!c->req.waiters)

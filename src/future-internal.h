@@ -225,6 +225,7 @@ struct fut_loop {
 	bool running;
 	bool closing;
 	_Atomic int stop;
+	_Atomic int stoppers; /* threads inside fut_loop_stop (post.c) */
 	uint64_t now;
 	/* For a wait with a timeout > 0 ms: the same to the ns, to the next
 	 * timer's deadline (backends that can wait that precisely do). */

@@ -337,8 +337,9 @@ int64_t fut__op_exec_blocking(struct fut__op *op)
 		if (connect(fd, op->addr, op->sslen) == 0)
 			return 0;
 		/* EALREADY here: another connect is under way (io_uring and
-		 * epoll say so too). */
-		if (errno != EINPROGRESS && errno != EAGAIN && errno != EINTR)
+		 * epoll say so too); EAGAIN: a Unix socket's full backlog,
+		 * nothing under way, the answer (io_uring's too). */
+		if (errno != EINPROGRESS && errno != EINTR)
 			return -errno;
 		/* Collected by connecting again (see epoll.c's attempt): a
 		 * blocking socket waits in it, a non-blocking one says
@@ -353,7 +354,7 @@ int64_t fut__op_exec_blocking(struct fut__op *op)
 			    errno == EISCONN)
 				return 0;
 			if (errno != EALREADY && errno != EINPROGRESS &&
-			    errno != EAGAIN && errno != EINTR)
+			    errno != EINTR)
 				return -errno;
 		}
 	case OP_RECV:

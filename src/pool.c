@@ -317,17 +317,26 @@ static void *worker(void *arg)
 }
 
 /*
- * Every thread the library starts begins with all signals blocked (as
- * libuv's do): the program's handlers, signalfd and sigwait expect its own
- * threads to take its signals, and a worker that inherited an unblocked
- * mask would take a process-directed signal meant for a signalfd and die
- * of its default action. Blocked before the create, so there is no window.
+ * Every thread the library starts begins with the asynchronous signals
+ * blocked (as libuv's do): the program's handlers, signalfd and sigwait
+ * expect its own threads to take them, and a worker that inherited an
+ * unblocked mask would take a process-directed signal meant for a
+ * signalfd and die of its default action. Blocked before the create, so
+ * there is no window. The synchronous ones stay open: they concern the
+ * thread that caused them, and a blocked SIGSEGV kills the process
+ * without running the program's handler (crash reporters, ASan), a
+ * blocked SIGPIPE would make a threads-backend write to a closed pipe
+ * fail where the other backends raise it.
  */
 int fut__thread_start(pthread_t *thread, size_t stack,
 		      void *(*fn)(void *), void *arg)
 {
+	static const int sync_sigs[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+					  SIGTRAP, SIGSYS, SIGABRT, SIGPIPE };
 	sigset_t all, old;
 	sigfillset(&all);
+	for (size_t i = 0; i < sizeof(sync_sigs) / sizeof(sync_sigs[0]); i++)
+		sigdelset(&all, sync_sigs[i]);
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, stack);

@@ -253,22 +253,16 @@ int fut_loop_post(fut_loop *loop, fut_post_fn fn, void *arg)
 	return fut__post(loop, fn, arg);
 }
 
-/* fut_loop_stop from any thread: stop is set in here, under the thread's
- * busy flag, for the same reason as a post's publish. */
+/* fut_loop_stop from any thread: stop is set in here, counted in
+ * `stoppers` for the same reason as a post's busy flag. A counter, not
+ * the thread's queue: a stop allocates nothing and takes no lock, so a
+ * signal handler may still call it. */
 void fut__stop_nudge(struct fut_loop *loop)
 {
-	struct fut__pq *q = fut__thread_id() ==
-				    atomic_load_explicit(&loop->owner,
-							 memory_order_relaxed) ?
-			    NULL : my_queue(loop);
-	if (q) {
-		atomic_store_explicit(&q->busy, 1, memory_order_relaxed);
-		atomic_thread_fence(memory_order_release);
-	}
-	atomic_store_explicit(&loop->stop, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&loop->stoppers, 1, memory_order_relaxed);
+	atomic_store_explicit(&loop->stop, 1, memory_order_release);
 	nudge(loop);
-	if (q)
-		atomic_store_explicit(&q->busy, 0, memory_order_release);
+	atomic_fetch_sub_explicit(&loop->stoppers, 1, memory_order_release);
 }
 
 /*
@@ -282,7 +276,11 @@ void fut__stop_nudge(struct fut_loop *loop)
  */
 void fut__posts_quiesce(struct fut_loop *loop)
 {
-	atomic_thread_fence(memory_order_acquire); /* pairs with stop's */
+	/* After the load of `stop` that ended the run: pairs with the
+	 * release store of a stop, so its count is seen. */
+	atomic_thread_fence(memory_order_acquire);
+	while (atomic_load_explicit(&loop->stoppers, memory_order_acquire))
+		sched_yield();
 	struct fut__pq *q = atomic_load_explicit(&loop->pqs, memory_order_acquire);
 	for (; q; q = atomic_load_explicit(&q->next, memory_order_acquire))
 		while (atomic_load_explicit(&q->busy, memory_order_acquire))

@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -26,6 +27,8 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests.h"
@@ -331,6 +334,44 @@ START_TEST(tcp_accept_connect_refused)
 	}
 	fut_unref(fut_close(loop, cs2));
 	ck_assert_int_eq(fut_loop_run(loop), 0);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/* A Unix socket's full backlog: a non-blocking connect says EAGAIN and
+ * nothing is under way, so the future says so too, on every backend (epoll
+ * waited for an edge that never came, threads spun in poll and connect). */
+START_TEST(unix_connect_to_full_backlog_is_eagain)
+{
+	fut_loop *loop = new_loop();
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	snprintf(a.sun_path, sizeof(a.sun_path), "/tmp/fut-unix-%d", getpid());
+	unlink(a.sun_path);
+	int ls = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(ls, 0), 0);
+	int fill[8], n = 0;
+	for (; n < 8; n++) {
+		fill[n] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (connect(fill[n], (struct sockaddr *)&a, sizeof(a)) < 0) {
+			ck_assert_int_eq(errno, EAGAIN);
+			close(fill[n]);
+			break;
+		}
+	}
+	ck_assert_int_lt(n, 8);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	fut *c = fut_connect(loop, s, (struct sockaddr *)&a, sizeof(a));
+	wait_for(loop, c);
+	ck_assert_int_eq(fut_error(c), -EAGAIN);
+	fut_unref(c);
+	c = fut_close(loop, s);
+	wait_for(loop, c);
+	fut_unref(c);
+	while (n)
+		close(fill[--n]);
+	close(ls);
+	unlink(a.sun_path);
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
 END_TEST
@@ -1179,6 +1220,44 @@ END_TEST
  * workers) block every signal: a signal the program blocks and takes with
  * signalfd reaches the signalfd, not a worker where its default action
  * would kill the process. */
+/* fut_write to a pipe whose reader is gone raises SIGPIPE on every backend
+ * (libfuture(7)), also where a worker thread makes the write(2): a child
+ * with SIGPIPE at its default must die of it. */
+START_TEST(pipe_write_raises_sigpipe_everywhere)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		signal(SIGPIPE, SIG_DFL);
+		alarm(10);
+		fut_loop *loop = fut_loop_new(NULL, NULL);
+		int p[2];
+		if (!loop || pipe(p) < 0)
+			_exit(3);
+		close(p[0]);
+		fut *w = fut_write(loop, p[1], "x", 1, -1);
+		fut_loop_run_until(loop, w);
+		_exit(fut_error(w) == -EPIPE ? 4 : 5);
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGPIPE,
+		      "status %#x", st);
+}
+END_TEST
+
+/* A pool thread's mask: bit 0, SIGUSR1 blocked; bit 1, SIGSEGV and SIGPIPE
+ * open (a fault goes to the program's handler, a write to a closed pipe
+ * raises SIGPIPE, as on the loop's thread). */
+static int64_t mask_job(void *arg)
+{
+	(void)arg;
+	sigset_t cur;
+	pthread_sigmask(SIG_SETMASK, NULL, &cur);
+	return (sigismember(&cur, SIGUSR1) == 1) |
+	       (!sigismember(&cur, SIGSEGV) && !sigismember(&cur, SIGPIPE)) << 1;
+}
+
 START_TEST(library_threads_leave_signals_alone)
 {
 	struct fut_loop_opts o = { .threads = 2 };
@@ -1190,6 +1269,10 @@ START_TEST(library_threads_leave_signals_alone)
 		wait_for(loop, j[i]);
 		fut_unref(j[i]);
 	}
+	fut *m = fut_run_blocking(loop, mask_job, NULL);
+	wait_for(loop, m);
+	ck_assert_int_eq(fut_value(m), 3);
+	fut_unref(m);
 	int sv[2];
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	char buf[8];
@@ -1634,6 +1717,7 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, cancel_pending_recv_then_eof_and_epipe);
 	tcase_add_test(tc, sends_keep_order_and_cancel_cleanly);
 	tcase_add_test(tc, tcp_accept_connect_refused);
+	tcase_add_test(tc, unix_connect_to_full_backlog_is_eagain);
 	tcase_add_test(tc, accept_backlog_order_cancel_close);
 	tcase_add_test(tc, accept_past_fd_table_end);
 	tcase_add_test(tc, regular_file_read_write);
@@ -1652,6 +1736,7 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, invalid_io_arguments);
 	tcase_add_test(tc, blocking_jobs);
 	tcase_add_test(tc, library_threads_leave_signals_alone);
+	tcase_add_test(tc, pipe_write_raises_sigpipe_everywhere);
 	tcase_add_test(tc, ops_past_the_worker_cap_still_end);
 	tcase_add_test(tc, blocking_jobs_run_in_parallel);
 	tcase_add_test(tc, file_io_not_starved_by_blocking_jobs);
