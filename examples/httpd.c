@@ -8,8 +8,10 @@
  *   GET  /sleep?ms=N 200 "slept\n" after N ms, blocking nothing
  *
  * With --threads T, T loops each run a server on the same port
- * (SO_REUSEPORT) and the kernel spreads connections over them. SIGINT or
- * SIGTERM shuts down gracefully (in-flight requests get 5 s). Without
+ * (SO_REUSEPORT) and the kernel spreads connections over them; a port
+ * another process holds is refused, as with one thread. SIGINT or
+ * SIGTERM shuts down gracefully (in-flight requests get 5 s, a /sleep
+ * still waiting near the end gets 503); a second one exits at once. Without
  * --host it listens on every IPv6 and IPv4 address; it raises its soft
  * limit of open files to the hard one (a descriptor per connection).
  */
@@ -26,11 +28,30 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
+
+/* A shutdown's grace period, and how long before its end the /sleep
+ * requests still waiting are answered 503: time enough to write that
+ * answer before the server closes what is left. */
+#define GRACE_MS 5000
+#define CUTOFF_MS 250
+
+struct worker;
+
+/* A /sleep in progress, listed so that a shutdown can answer it. */
+struct sleeper {
+	fut *f; /* borrowed: the loop holds it until slept() ran */
+	fut_http_req *req;
+	struct worker *w;
+	struct sleeper *prev, *next;
+};
 
 struct worker {
 	pthread_t tid;
 	fut_loop *loop;
 	fut_http_server *srv;
+	struct sleeper *sleeping;
+	fut *cutoff; /* borrowed: the shutdown's timer for the sleepers */
 	int err;
 };
 
@@ -64,9 +85,18 @@ static int known_method(const struct fut_http_request_head *h)
 	return 0;
 }
 
+/* Cancelled (by cut_sleepers, or the loop's end): 503. */
 static void slept(fut *f, void *arg)
 {
-	fut_http_req *req = arg;
+	struct sleeper *s = arg;
+	fut_http_req *req = s->req;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		s->w->sleeping = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	free(s);
 	fut_http_resp_header(req, "Content-Type", "text/plain");
 	if (fut_error(f))
 		fut_http_respond(req, 503, "shutting down\n", 14);
@@ -74,9 +104,27 @@ static void slept(fut *f, void *arg)
 		fut_http_respond(req, 200, "slept\n", 6);
 }
 
+static void start_sleep(fut_http_req *req, struct worker *w, long ms)
+{
+	struct sleeper *s = malloc(sizeof(*s));
+	fut *f = s ? fut_sleep(w->loop, (uint64_t)ms) : NULL;
+	if (!f) {
+		free(s);
+		fut_http_respond(req, 503, "out of memory\n", 14);
+		return;
+	}
+	/* Listed first: slept() unlinks it, whenever it runs. */
+	*s = (struct sleeper){ .f = f, .req = req, .w = w,
+			       .next = w->sleeping };
+	if (w->sleeping)
+		w->sleeping->prev = s;
+	w->sleeping = s;
+	fut_on_done(f, slept, s);
+}
+
 static void handle(fut_http_req *req, void *arg)
 {
-	(void)arg;
+	struct worker *w = arg;
 	const struct fut_http_request_head *h = fut_http_req_head(req);
 	/* HEAD is GET without the body; the server drops the body itself. */
 	int get = eq(h->method, h->method_len, "GET") ||
@@ -109,14 +157,12 @@ static void handle(fut_http_req *req, void *arg)
 		if (fut_http_query_param(h->query, h->query_len, "ms", &v, &vl) &&
 		    vl && vl < sizeof(num))
 			memcpy(num, v, vl);
-		char *end;
-		long ms = strtol(num, &end, 10);
-		if (!*num || *end || ms < 0 || ms > 3600000) {
+		long ms;
+		if (cli_num(num, 0, 3600000, &ms) < 0) {
 			fut_http_respond(req, 400, "bad ms\n", 7);
 			return;
 		}
-		fut_on_done(fut_sleep(fut_http_req_loop(req), (uint64_t)ms),
-			    slept, req);
+		start_sleep(req, w, ms);
 	} else {
 		fut_http_respond(req, 404, "not found\n", 10);
 	}
@@ -129,16 +175,50 @@ static void *run(void *arg)
 	return NULL;
 }
 
+/* Shortly before the grace period ends: the sleepers still waiting get
+ * 503 now, rather than no answer at all when their connections close. */
+static void cut_sleepers(fut *f, void *arg)
+{
+	struct worker *w = arg;
+	w->cutoff = NULL;
+	if (fut_error(f))
+		return; /* cancelled: the shutdown ended first */
+	for (struct sleeper *s = w->sleeping, *n; s; s = n) {
+		n = s->next; /* slept() frees s */
+		fut_cancel(s->f);
+	}
+}
+
 static void shut_done(fut *f, void *arg)
 {
 	(void)f;
-	fut_loop_stop(arg);
+	struct worker *w = arg;
+	if (w->cutoff)
+		fut_cancel(w->cutoff);
+	fut_loop_stop(w->loop);
 }
 
 static void shut(void *arg)
 {
 	struct worker *w = arg;
-	fut_on_done(fut_http_server_shutdown(w->srv, 5000), shut_done, w->loop);
+	w->cutoff = fut_sleep(w->loop, GRACE_MS - CUTOFF_MS);
+	if (w->cutoff)
+		fut_on_done(w->cutoff, cut_sleepers, w);
+	fut_on_done(fut_http_server_shutdown(w->srv, GRACE_MS), shut_done, w);
+}
+
+/* SIGINT and SIGTERM, blocked in every thread, and the first one taken. */
+static sigset_t sigs;
+static siginfo_t first_sig;
+
+/* A second SIGINT or SIGTERM during the grace period: the user wants out
+ * now, whatever is still in flight. */
+static void *force_stop(void *arg)
+{
+	(void)arg;
+	cli_second_signal(&sigs, &first_sig, -1);
+	fputs("httpd: second signal: exiting now\n", stderr);
+	_exit(130);
 }
 
 #define USAGE "usage: httpd --port N [--host H] [--threads T]\n"
@@ -153,10 +233,44 @@ static void free_workers(struct worker *w, int n)
 	free(w);
 }
 
-static int usage(void)
+/* The value of option opt in [lo, hi], or a usage error (2). */
+static int num_arg(const char *opt, const char *val, long lo, long hi,
+		   int *out)
 {
-	fputs(USAGE, stderr);
-	return 2;
+	long v;
+	if (cli_num(val, lo, hi, &v) < 0)
+		return cli_usage_error(USAGE, "httpd: %s: %s is not in %ld..%ld",
+				       opt, val, lo, hi);
+	*out = (int)v;
+	return 0;
+}
+
+static bool v6; /* the host is an IPv6 address: printed as [::1]:8080 */
+
+static int cannot_listen(int err)
+{
+	fprintf(stderr, "httpd: cannot listen on %s%s%s:%d: %s\n",
+		v6 ? "[" : "", host ? host : "*", v6 ? "]" : "", port,
+		fut_strerror(err));
+	return 1;
+}
+
+/*
+ * Whether a server without SO_REUSEPORT could take the port: the kernel
+ * lets the same user's processes share a SO_REUSEPORT port, so a second
+ * httpd --threads 2 would silently join the first one's group where one
+ * thread fails with "Address already in use". 0, or the error.
+ */
+static int port_free(fut_loop *loop)
+{
+	struct fut_http_server_opts o = {
+		.host = host, .port = port, .handler = handle,
+	};
+	fut_http_server *probe;
+	int err = fut_http_server_new(loop, &o, &probe);
+	if (!err)
+		fut_http_server_free(probe);
+	return err;
 }
 
 int main(int argc, char **argv)
@@ -167,32 +281,32 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	for (int i = 1; i < argc; i++) {
-		if (i + 1 >= argc)
-			return usage();
-		const char *opt = argv[i], *val = argv[++i];
-		long v;
+		const char *opt = argv[i], *val = argv[i + 1];
+		int known = !strcmp(opt, "--port") || !strcmp(opt, "--host") ||
+			    !strcmp(opt, "--threads");
+		if (!known)
+			return cli_usage_error(USAGE, "httpd: unknown option %s",
+					       opt);
+		if (!val)
+			return cli_usage_error(USAGE, "httpd: %s needs a value",
+					       opt);
+		i++;
 		if (strcmp(opt, "--port") == 0) {
-			if (cli_num(val, 0, 65535, &v) < 0)
-				return usage();
-			port = (int)v;
+			if (num_arg(opt, val, 0, 65535, &port))
+				return 2;
 		} else if (strcmp(opt, "--host") == 0) {
 			host = val;
-		} else if (strcmp(opt, "--threads") == 0) {
-			if (cli_num(val, 1, 1024, &v) < 0)
-				return usage();
-			threads = (int)v;
-		} else {
-			return usage();
+		} else if (num_arg(opt, val, 1, 1024, &threads)) {
+			return 2;
 		}
 	}
 	if (port < 0)
-		return usage();
+		return cli_usage_error(USAGE, "httpd: --port is required");
 
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	/* One descriptor per connection: the usual soft limit of 1024 would
 	 * pause accepting at ~1000 clients (wrk -c2000), so take the hard
@@ -210,7 +324,7 @@ int main(int argc, char **argv)
 		memcpy(bare, host + 1, hl - 2);
 		host = bare;
 	}
-	bool v6 = host && strchr(host, ':'); /* printed as [::1]:8080 */
+	v6 = host && strchr(host, ':');
 	struct worker *w = calloc((size_t)threads, sizeof(*w));
 	if (!w)
 		return 1;
@@ -223,20 +337,24 @@ int main(int argc, char **argv)
 			free_workers(w, i);
 			return 1;
 		}
+		/* Port 0 needs no probe: the first server takes a free port,
+		 * the others share it. */
+		if (i == 0 && threads > 1 && port != 0 &&
+		    (err = port_free(w[0].loop))) {
+			free_workers(w, 1);
+			return cannot_listen(err);
+		}
 		struct fut_http_server_opts o = {
 			.host = host, .port = port, .handler = handle,
-			.reuseport = threads > 1,
+			.arg = &w[i], .reuseport = threads > 1,
 			/* /echo takes bodies up to 64 MiB (library default:
 			 * 1 MiB; larger ones get 413). */
 			.limits = { .max_body = 64u << 20 },
 		};
 		err = fut_http_server_new(w[i].loop, &o, &w[i].srv);
 		if (err) {
-			fprintf(stderr, "httpd: cannot listen on %s%s%s:%d: %s\n",
-				v6 ? "[" : "", host ? host : "*", v6 ? "]" : "",
-				port, fut_strerror(err));
 			free_workers(w, i + 1);
-			return 1;
+			return cannot_listen(err);
 		}
 		if (port == 0) /* the others share the first one's port */
 			port = fut_http_server_port(w[i].srv);
@@ -247,8 +365,11 @@ int main(int argc, char **argv)
 		fut_loop_backend(w[0].loop));
 	for (int i = 0; i < threads; i++)
 		pthread_create(&w[i].tid, NULL, run, &w[i]);
-	int sig;
-	sigwait(&set, &sig);
+	while (sigwaitinfo(&sigs, &first_sig) < 0)
+		; /* EINTR */
+	pthread_t forcer;
+	if (pthread_create(&forcer, NULL, force_stop, NULL) == 0)
+		pthread_detach(forcer);
 	for (int i = 0; i < threads; i++)
 		fut_loop_post(w[i].loop, shut, &w[i]);
 	for (int i = 0; i < threads; i++) {
