@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,7 +158,9 @@ static int check_buf(int fd, const void *buf, size_t len)
 {
 	if (fd < 0)
 		return -EBADF;
-	if (!buf && len)
+	/* Past SSIZE_MAX read(2)'s result is the implementation's: epoll's
+	 * kernel said EFAULT, the ring clamped and read a few bytes. */
+	if ((!buf && len) || len > SSIZE_MAX)
 		return -EINVAL;
 	return 0;
 }
