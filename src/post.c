@@ -259,10 +259,12 @@ int fut_loop_post(fut_loop *loop, fut_post_fn fn, void *arg)
  * signal handler may still call it. */
 void fut__stop_nudge(struct fut_loop *loop)
 {
+	int saved = errno; /* a handler's caller may be reading it */
 	atomic_fetch_add_explicit(&loop->stoppers, 1, memory_order_relaxed);
 	atomic_store_explicit(&loop->stop, 1, memory_order_release);
 	nudge(loop);
 	atomic_fetch_sub_explicit(&loop->stoppers, 1, memory_order_release);
+	errno = saved;
 }
 
 /*

@@ -9,10 +9,12 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "tests.h"
@@ -572,6 +574,19 @@ static void stopper(void *arg)
 	fut_loop_stop(arg);
 }
 
+static fut_loop *alarm_loop;
+static volatile int alarm_errno;
+
+static void stop_on_alarm(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	errno = 1234;
+	fut_loop_stop(alarm_loop);
+	alarm_errno = errno;
+	errno = saved;
+}
+
 START_TEST(post_stop_and_run_rules)
 {
 	fut_loop *loop = new_loop();
@@ -588,6 +603,17 @@ START_TEST(post_stop_and_run_rules)
 	ck_assert_int_eq(fut_loop_run_until(loop, never), FUT_ESTOPPED);
 	ck_assert_int_eq(fut_loop_stop(loop), 0);
 	ck_assert_int_eq(fut_loop_run(loop), FUT_ESTOPPED);
+	/* From a signal handler (SIGALRM in 20 ms) while the run waits:
+	 * async-signal-safe, errno untouched. */
+	struct sigaction sa = { .sa_handler = stop_on_alarm }, old;
+	sigemptyset(&sa.sa_mask);
+	ck_assert_int_eq(sigaction(SIGALRM, &sa, &old), 0);
+	alarm_loop = loop;
+	struct itimerval it = { .it_value = { .tv_usec = 20000 } };
+	ck_assert_int_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+	ck_assert_int_eq(fut_loop_run_until(loop, never), FUT_ESTOPPED);
+	ck_assert_int_eq(alarm_errno, 1234);
+	sigaction(SIGALRM, &old, NULL);
 	fut *other_loop_f = fut_new(loop);
 	fut_loop *l2 = new_loop();
 	ck_assert_int_eq(fut_loop_run_until(l2, other_loop_f), -EINVAL);
