@@ -1213,6 +1213,11 @@ static void sweep(fut_timer *t, void *arg)
 			continue;
 		} else if (c->peer_eof && now >= c->deadline) {
 			conn_close(c);
+		} else if (c->in_len > c->dec_end) {
+			/* A pipelined request is read already: the socket's
+			 * end of stream says nothing of it (a watch took it
+			 * for a client gone, and dropped that request). */
+			continue;
 		} else if (!c->watch && !c->peer_eof && !c->unwatched &&
 			   now - c->handler_since >= WATCH_AFTER_MS) {
 			watch_start(c);

@@ -1158,7 +1158,10 @@ START_TEST(client_that_left_frees_its_connection)
 	memset(&gone, 0, sizeof(gone));
 	memset(&next, 0, sizeof(next));
 	half.port = gone.port = next.port = fut_http_server_port(srv);
-	half.send = "GET /sleep?ms=1300 HTTP/1.1\r\nHost: x\r\n\r\n";
+	/* Two pipelined requests, then the half-close: both answered (the
+	 * second, read with the first, was dropped for the socket's EOF). */
+	half.send = "GET /sleep?ms=1400 HTTP/1.1\r\nHost: x\r\n\r\n"
+		    "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 	half.send_len = strlen(half.send);
 	half.shut_wr = 1;
 	fut *f = fut_run_blocking(loop, raw_job, &half);
@@ -1167,6 +1170,9 @@ START_TEST(client_that_left_frees_its_connection)
 	ck_assert_msg(!strncmp(half.got, "HTTP/1.1 200 ", 13), "%.20s",
 		      half.got);
 	ck_assert(strstr(half.got, "slept\n"));
+	const char *second = strstr(half.got + 13, "HTTP/1.1 200 ");
+	ck_assert_msg(second && strstr(second, "hello world\n"), "%s",
+		      half.got);
 	gone.send = "GET /sleep?ms=20000 HTTP/1.1\r\nHost: x\r\n\r\n";
 	gone.send_len = strlen(gone.send);
 	gone.leave = 1;
