@@ -620,7 +620,7 @@ static int quiet_to_close(struct conn *c)
 static void finish_request(struct conn *c)
 {
 	struct fut_http_req *r = &c->req;
-	int close_after = r->close_after || c->peer_eof;
+	int close_after = r->close_after; /* set too by the watch's EOF */
 	size_t consumed = c->dec_end;
 	if (c->watch) /* kept until its callback: see on_watch */
 		fut_cancel(c->watch);
