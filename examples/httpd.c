@@ -52,6 +52,7 @@ struct worker {
 	fut_http_server *srv;
 	struct sleeper *sleeping;
 	fut *cutoff; /* borrowed: the shutdown's timer for the sleepers */
+	bool cut;    /* past the cutoff: a new /sleep is answered 503 now */
 	int err;
 };
 
@@ -106,6 +107,11 @@ static void slept(fut *f, void *arg)
 
 static void start_sleep(fut_http_req *req, struct worker *w, long ms)
 {
+	if (w->cut) { /* a request completed after the cutoff */
+		fut_http_resp_header(req, "Content-Type", "text/plain");
+		fut_http_respond(req, 503, "shutting down\n", 14);
+		return;
+	}
 	struct sleeper *s = malloc(sizeof(*s));
 	fut *f = s ? fut_sleep(w->loop, (uint64_t)ms) : NULL;
 	if (!f) {
@@ -183,6 +189,7 @@ static void cut_sleepers(fut *f, void *arg)
 	w->cutoff = NULL;
 	if (fut_error(f))
 		return; /* cancelled: the shutdown ended first */
+	w->cut = true;
 	for (struct sleeper *s = w->sleeping, *n; s; s = n) {
 		n = s->next; /* slept() frees s */
 		fut_cancel(s->f);

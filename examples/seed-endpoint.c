@@ -349,8 +349,10 @@ static void *on_signal(void *arg)
 		ssize_t w = write(stop_pipe[1], "x", 1);
 		(void)w; /* the pipe is empty: it takes the byte */
 	}
+	/* The server's own grace period starts only when the loop gets to
+	 * shut(), which a blocked exchange delays to now: give it whole. */
 	if (!sig)
-		sig = cli_second_signal(set, &first, 2000);
+		sig = cli_second_signal(set, &first, GRACE_MS + 2000);
 	if (sig) {
 		fputs("seed-endpoint: second signal: exiting now\n", stderr);
 		_exit(130);
