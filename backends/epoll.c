@@ -285,8 +285,8 @@ static int64_t attempt(struct ep *ep, struct fut__op *op)
 		case OP_POLL: {
 			struct pollfd p = { .fd = fd, .events = op->events };
 			r = poll(&p, 1, 0);
-			if (r > 0) /* POLLNVAL: closed behind the loop's back */
-				return p.revents & POLLNVAL ? -EBADF : p.revents;
+			if (r > 0)
+				return fut__poll_result(p.revents);
 			if (r == 0)
 				return -EAGAIN;
 			break;

@@ -623,7 +623,7 @@ static void completed(struct uring *u, struct fut__op *op, int res)
 		if (n == 0)
 			res = -ECANCELED;
 		if (n > 0)
-			res = p.revents & POLLNVAL ? -EBADF : p.revents;
+			res = (int)fut__poll_result(p.revents);
 	}
 	if (op->kind == OP_POLL && res > 0) {
 		/* The kernel reports POLLRDHUP to every poll: report only what

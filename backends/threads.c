@@ -443,8 +443,7 @@ static bool try_poll(struct fut__op *op)
 	while (r < 0 && errno == EINTR);
 	if (r == 0)
 		return false;
-	fut__op_complete(op, r < 0 ? -errno : p.revents & POLLNVAL ?
-				 -EBADF : p.revents);
+	fut__op_complete(op, r < 0 ? -errno : fut__poll_result(p.revents));
 	return true;
 }
 
@@ -599,8 +598,7 @@ static void sweep_runq(struct thr *t)
 		bool fin = false;
 		if (r > 0 && p[i].revents && op->kind == OP_POLL) {
 			run_del(fs, op);
-			fut__op_complete(op, p[i].revents & POLLNVAL ?
-						     -EBADF : p[i].revents);
+			fut__op_complete(op, fut__poll_result(p[i].revents));
 			fin = true;
 		} else if (r > 0 && p[i].revents) {
 			fin = try_send(op) || try_accept(fs, op) ||

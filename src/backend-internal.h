@@ -76,6 +76,13 @@ static inline int64_t fut__file_poll(short events)
 	return r ? r : -EINVAL;
 }
 
+/* A poll(2) result as fut_poll's: POLLNVAL (a number closed behind the
+ * loop's back) is EBADF, on every backend. */
+static inline int64_t fut__poll_result(short revents)
+{
+	return revents & POLLNVAL ? -EBADF : revents;
+}
+
 /*
  * fut_write on a socket, the same on every backend: write(2) would raise
  * SIGPIPE when the peer is gone, which kills a server over one client that

@@ -381,8 +381,8 @@ int64_t fut__op_exec_blocking(struct fut__op *op)
 		struct pollfd p = { .fd = fd, .events = op->events };
 		for (;;) {
 			int r = poll(&p, 1, -1);
-			if (r > 0) /* POLLNVAL: EBADF, as epoll and io_uring say */
-				return p.revents & POLLNVAL ? -EBADF : p.revents;
+			if (r > 0)
+				return fut__poll_result(p.revents);
 			if (r < 0 && (errno != EINTR || stop_here(op)))
 				return -errno;
 		}
