@@ -323,7 +323,8 @@ void fut__timer_disarm(struct fut_loop *loop, struct fut__tnode *tn);
 void fut__timers_run(struct fut_loop *loop);
 int fut__timers_timeout(struct fut_loop *loop);
 
-/* The most the workers option may ask for (threads backend). */
+/* The workers option (threads backend): its default, and the most. */
+#define FUT__DEF_WORKERS 512
 #define FUT__MAX_WORKERS 65536
 
 /* pool.c */

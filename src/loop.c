@@ -76,7 +76,7 @@ fut_loop *fut_loop_new(const struct fut_loop_opts *opts, int *err)
 		loop->slow_ms = fut__env_slow_ms();
 	if (loop->nthreads > 1024)
 		loop->nthreads = 1024;
-	loop->nworkers = opts->workers ? opts->workers : 512;
+	loop->nworkers = opts->workers ? opts->workers : FUT__DEF_WORKERS;
 	r = fut__backend_select(loop, opts);
 	if (r < 0) {
 		pthread_mutex_destroy(&loop->rlock);

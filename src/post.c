@@ -60,8 +60,8 @@ struct fut__pq {
 	 * last frees it, so neither has to outlive the other. */
 	_Atomic int refs;
 	char pad2[64];
-	/* Set while a post (or a stop) of this thread may still touch the
-	 * loop: from before its publish until after its wake-up. On a line
+	/* Set while a post of this thread may still touch the loop: from
+	 * before its publish until after its wake-up. On a line
 	 * of its own: the loop reads it only when it is freed, so the two
 	 * stores per post stay in the producer's cache. */
 	_Atomic int busy;
