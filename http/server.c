@@ -49,6 +49,9 @@
 #define EMFILE_PAUSE_MS 100
 /* The most one send of a response carries: see flush. */
 #define SEND_SLICE (256 * 1024)
+/* A request body gets body_timeout_ms for each this much of it: a big
+ * upload over a slow link is not cut, and a trickle still is. */
+#define BODY_SLICE (256 * 1024)
 #define ACCEPT_BATCH 64  /* connections taken per accept completion */
 
 enum phase {
@@ -104,6 +107,7 @@ struct conn {
 	int closing;        /* close once io and the handler are done */
 	int timed_out;
 	uint64_t deadline;  /* loop ms; 0: none */
+	uint64_t body_left; /* body bytes due before the deadline moves */
 	char *in;
 	size_t in_len, in_cap;
 	size_t seen;        /* bytes the head parser already looked at */
@@ -884,6 +888,7 @@ static void process_input(struct conn *c)
 		}
 		c->phase = P_BODY;
 		c->deadline = now_ms(c) + s->o.body_timeout_ms;
+		c->body_left = BODY_SLICE;
 		c->dec_end = c->head_len;
 		memset(&c->ch, 0, sizeof(c->ch));
 		if (r->head.expect_continue && c->in_len == c->head_len)
@@ -966,6 +971,14 @@ static void on_recv(fut *f, void *arg)
 		return;
 	}
 	c->in_len += (size_t)n;
+	if (c->phase == P_BODY) {
+		if ((uint64_t)n >= c->body_left) {
+			c->body_left = BODY_SLICE;
+			c->deadline = now_ms(c) + c->srv->o.body_timeout_ms;
+		} else {
+			c->body_left -= (uint64_t)n;
+		}
+	}
 	process_input(c);
 }
 

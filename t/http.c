@@ -83,6 +83,12 @@ static void handler(fut_http_req *req, void *arg)
 		size_t n;
 		const void *b = fut_http_req_body(req, &n);
 		fut_http_respond(req, 200, b, n);
+	} else if (route(req, "POST", "/len")) {
+		char out[32];
+		size_t n;
+		fut_http_req_body(req, &n);
+		fut_http_respond(req, 200, out, (size_t)snprintf(out,
+				 sizeof(out), "%zu", n));
 	} else if (route(req, "GET", "/sleep")) {
 		const char *v;
 		size_t vl;
@@ -3121,6 +3127,72 @@ static int64_t trickle_job(void *arg)
 	return open_n; /* connections that outlived every timeout */
 }
 
+/* An upload in slices of `slice` bytes, each sent `delay_ms` after the
+ * previous one, then the response read to EOF. */
+struct paced {
+	struct raw x;
+	int slices, delay_ms;
+	size_t slice;
+};
+
+static int64_t paced_job(void *arg)
+{
+	struct paced *u = arg;
+	struct timeval t0;
+	gettimeofday(&t0, NULL);
+	int fd = raw_connect(u->x.port);
+	if (fd < 0)
+		return -errno;
+	char head[160];
+	int hn = snprintf(head, sizeof(head), "POST /len HTTP/1.1\r\nHost: x\r\n"
+			  "Connection: close\r\nContent-Length: %zu\r\n\r\n",
+			  u->slice * (size_t)u->slices);
+	send(fd, head, (size_t)hn, MSG_NOSIGNAL);
+	char *b = malloc(u->slice);
+	memset(b, 'u', u->slice);
+	for (int i = 0; i < u->slices; i++) {
+		usleep((useconds_t)u->delay_ms * 1000);
+		for (size_t off = 0; off < u->slice;) {
+			ssize_t n = send(fd, b + off, u->slice - off,
+					 MSG_NOSIGNAL);
+			if (n <= 0)
+				break;
+			off += (size_t)n;
+		}
+	}
+	free(b);
+	raw_finish(fd, &u->x, &t0);
+	return 0;
+}
+
+/* body_timeout_ms is for each 256 KiB of a body: an upload that keeps
+ * coming is not cut however long it takes in all (it was: a 64 MiB
+ * upload at 2 MB/s got 408 at 30 s), one that stalls still is. */
+START_TEST(slow_upload_gets_time_per_slice)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { .body_timeout_ms = 300 };
+	fut_http_server *srv = serve(loop, &o);
+	struct paced u = { .x.port = fut_http_server_port(srv), .slices = 3,
+			    .delay_ms = 200, .slice = 256 * 1024 };
+	fut *f = fut_run_blocking(loop, paced_job, &u);
+	wait_for(loop, f);
+	fut_unref(f);
+	ck_assert_msg(!strncmp(u.x.got, "HTTP/1.1 200 ", 13), "%.40s", u.x.got);
+	ck_assert_msg(strstr(u.x.got, "\r\n\r\n786432"), "%s", u.x.got);
+	ck_assert_int_ge(u.x.ms, 600);
+	/* A slice that takes longer than the timeout: 408. */
+	u = (struct paced){ .x.port = fut_http_server_port(srv), .slices = 2,
+			     .delay_ms = 500, .slice = 1024 };
+	f = fut_run_blocking(loop, paced_job, &u);
+	wait_for(loop, f);
+	fut_unref(f);
+	ck_assert_msg(!strncmp(u.x.got, "HTTP/1.1 408 ", 13), "%.40s", u.x.got);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 START_TEST(trickling_clients_time_out)
 {
 	fut_loop *loop = new_loop();
@@ -3159,6 +3231,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, expect_continue);
 	tcase_add_test(tc, server_timeouts);
 	tcase_add_test(tc, trickling_clients_time_out);
+	tcase_add_test(tc, slow_upload_gets_time_per_slice);
 	tcase_add_test(tc, header_timeout_from_accept);
 	tcase_add_test(tc, deferred_accept);
 	tcase_add_test(tc, head_error_has_no_body);

@@ -137,7 +137,8 @@ struct fut_http_server_opts {
 	int backlog;             /* listen(2) backlog; 0: 511 */
 	unsigned max_connections;   /* 0: 10000; beyond, accepting pauses */
 	unsigned header_timeout_ms; /* request head; 0: 10000 -> 408 */
-	unsigned body_timeout_ms;   /* request body; 0: 30000 -> 408 */
+	unsigned body_timeout_ms;   /* each 256 KiB of a request body;
+				       0: 30000 -> 408 */
 	unsigned idle_timeout_ms;   /* keep-alive between requests; 0: 60000 */
 	unsigned write_timeout_ms;  /* the client takes nothing; 0: 30000 */
 	size_t stream_high_water;   /* streamed response bytes queued before
