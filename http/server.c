@@ -802,6 +802,46 @@ static int64_t coro_entry(void *arg)
 	return 0;
 }
 
+static void req_prepare(struct conn *c)
+{
+	struct fut_http_req *r = &c->req;
+	r->c = c;
+	r->ended = 0;
+	r->head_only = fut__http_is(r->head.method, r->head.method_len,
+				    "HEAD");
+	r->close_after = r->client_closes = !r->head.keep_alive;
+}
+
+/*
+ * Expect: 100-continue, and the server has an expect hook: it sees the
+ * head before the 100 goes out. An answer there refuses the body (a 401
+ * before a large upload, say): nothing more of this request is read, and
+ * since the client may send the body anyway (RFC 9110 10.1.1), the
+ * connection closes after the answer, lingering. Returns 1 if refused.
+ */
+static int expect_refused(struct conn *c)
+{
+	fut_http_server *s = c->srv;
+	struct fut_http_req *r = &c->req;
+	req_prepare(c);
+	r->close_after = 1; /* an answer here says Connection: close */
+	c->phase = P_HANDLER;
+	c->handler_since = now_ms(c);
+	s->o.expect(r, s->o.arg);
+	if (!r->started) {
+		r->hdrs.len = 0; /* fields meant for a refusal that never was */
+		/* Until the handler has it: an answer from a later callback
+		 * would go out while the body still comes in. */
+		r->ended = 1;
+		c->phase = P_BODY;
+		return 0;
+	}
+	r->client_closes = 0;
+	c->deadline = 0;
+	c->dec_end = c->in_len; /* the body's first bytes, if any: dropped */
+	return 1;
+}
+
 static void dispatch(struct conn *c)
 {
 	fut_http_server *s = c->srv;
@@ -812,10 +852,7 @@ static void dispatch(struct conn *c)
 		fut_http_parse_request(c->in, c->head_len, 0, &r->head, c->hdrv,
 				       s->lim.max_headers, &s->lim);
 	}
-	r->c = c;
-	r->head_only = fut__http_is(r->head.method, r->head.method_len,
-				    "HEAD");
-	r->close_after = r->client_closes = !r->head.keep_alive;
+	req_prepare(c);
 	if (r->head.chunked) {
 		r->body = c->in + c->head_len;
 		r->body_len = c->dec_end - c->head_len;
@@ -891,6 +928,9 @@ static void process_input(struct conn *c)
 		c->body_left = BODY_SLICE;
 		c->dec_end = c->head_len;
 		memset(&c->ch, 0, sizeof(c->ch));
+		if (r->head.expect_continue && s->o.expect &&
+		    expect_refused(c))
+			return;
 		if (r->head.expect_continue && c->in_len == c->head_len)
 			fut_unref(fut_send(c->loop, c->fd,
 					   "HTTP/1.1 100 Continue\r\n\r\n", 25,

@@ -644,6 +644,74 @@ START_TEST(expect_continue)
 }
 END_TEST
 
+/* The expect hook: uploads without credentials are refused before their
+ * body comes; fields the hook set and did not answer with are dropped. */
+static int expect_calls;
+
+static void expect_hook(fut_http_req *req, void *arg)
+{
+	(void)arg;
+	expect_calls++;
+	size_t n;
+	ck_assert_ptr_null(fut_http_req_body(req, &n));
+	ck_assert_int_eq(fut_http_resp_header(req, "X-Dropped", "1"), 0);
+	if (fut_http_req_header(req, "Authorization", &n))
+		return;
+	ck_assert_int_eq(fut_http_resp_header(req, "WWW-Authenticate",
+					      "Basic realm=\"t\""), 0);
+	ck_assert_int_eq(fut_http_respond(req, 401, "who?\n", 5), 0);
+}
+
+START_TEST(expect_hook_refuses_before_the_body)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { .expect = expect_hook };
+	fut_http_server *srv = serve(loop, &o);
+	struct raw x;
+	memset(&x, 0, sizeof(x));
+	x.port = fut_http_server_port(srv);
+	/* Refused: no 100, the answer says it closes, and it does. */
+	x.send = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+		 "Expect: 100-continue\r\n\r\n";
+	x.send_len = strlen(x.send);
+	x.send2 = "hello";
+	fut *f = fut_run_blocking(loop, raw_job, &x);
+	wait_for(loop, f);
+	fut_unref(f);
+	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 401 ", 13), "%s", x.got);
+	ck_assert(strstr(x.got, "\r\nWWW-Authenticate: Basic realm=\"t\"\r\n"));
+	ck_assert(strstr(x.got, "\r\nConnection: close\r\n"));
+	ck_assert(strstr(x.got, "\r\n\r\nwho?\n"));
+	ck_assert(!strstr(x.got, "100 Continue") && !strstr(x.got, "hello"));
+	ck_assert(x.eof);
+	ck_assert_int_eq(expect_calls, 1);
+	/* Let through: 100, then the handler, without the hook's field;
+	 * the connection stays open for a second request. */
+	memset(&x, 0, sizeof(x));
+	x.port = fut_http_server_port(srv);
+	x.send = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+		 "Authorization: Basic eDp5\r\nExpect: 100-continue\r\n\r\n";
+	x.send_len = strlen(x.send);
+	x.send2 = "helloGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	f = fut_run_blocking(loop, raw_job, &x);
+	wait_for(loop, f);
+	fut_unref(f);
+	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ",
+			       37), "%s", x.got);
+	ck_assert(strstr(x.got, "\r\n\r\nhelloHTTP/1.1 200 "));
+	ck_assert(!strstr(x.got, "X-Dropped"));
+	ck_assert_int_eq(expect_calls, 2);
+	/* No Expect: the hook is not asked. */
+	static const char plain[] = "POST /echo HTTP/1.1\r\nHost: x\r\n"
+		"Content-Length: 2\r\nConnection: close\r\n\r\nhi";
+	raw(loop, srv, &x, plain, sizeof(plain) - 1);
+	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 200 ", 13), "%s", x.got);
+	ck_assert_int_eq(expect_calls, 2);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 START_TEST(server_timeouts)
 {
 	fut_loop *loop = new_loop();
@@ -3229,6 +3297,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, hostile_input_4xx_and_close);
 	tcase_add_test(tc, any_method_reaches_the_handler);
 	tcase_add_test(tc, expect_continue);
+	tcase_add_test(tc, expect_hook_refuses_before_the_body);
 	tcase_add_test(tc, server_timeouts);
 	tcase_add_test(tc, trickling_clients_time_out);
 	tcase_add_test(tc, slow_upload_gets_time_per_slice);

@@ -151,7 +151,12 @@ struct fut_http_server_opts {
 				    input discarded this long; 0: 5000 */
 	uint32_t linger_bytes;   /* ... or until this much; 0: 1 GiB */
 	uint32_t reserved32;     /* must be zero */
-	uint64_t reserved[2];    /* must be zero */
+	/* Called with a request's head when it says Expect: 100-continue,
+	 * before the body is read; answering refuses the body (the
+	 * connection then closes), returning without an answer lets it
+	 * come. NULL: every body is let come. */
+	fut_http_handler expect; /* in what was reserved[0]: same layout */
+	uint64_t reserved[1];    /* must be zero */
 };
 
 FUT_HTTP_EXPORT int fut_http_server_new(fut_loop *loop,
