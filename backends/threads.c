@@ -411,22 +411,38 @@ static bool try_accept(struct fdstate *fs, struct fut__op *op)
  * fd and after a full read, as before) halved the server's CPU per round
  * trip in bench/echo and took 8% off wrk -c50 (BENCHMARKS.md).
  */
-static bool try_recv(struct fut__op *op)
+static bool try_recv(struct fut__op *op, bool swept)
 {
 #ifdef MSG_DONTWAIT
-	/* A 0-byte recv returns 0 at once; it must wait for data instead. */
-	if (op->kind != OP_RECV || (op->flags & MSG_WAITALL) || !op->len)
+	/* A 0-byte recv returns 0 at once; it must wait for data instead.
+	 * MSG_WAITALL gathers into op->done, where a worker resumes; with
+	 * MSG_PEEK it cannot, so it is left to a worker, unless no worker
+	 * is coming (the sweep): then it ends with fewer bytes, as
+	 * fut_recv(3) allows a peek to. */
+	if (op->kind != OP_RECV || !op->len ||
+	    (!swept && (op->flags & (MSG_WAITALL | MSG_PEEK)) ==
+			       (MSG_WAITALL | MSG_PEEK)))
 		return false;
 	ssize_t r;
 	do
-		r = recv(op->fd, op->buf, op->len, op->flags | MSG_DONTWAIT);
+		r = recv(op->fd, (char *)op->buf + op->done, op->len - op->done,
+			 op->flags | MSG_DONTWAIT);
 	while (r < 0 && errno == EINTR);
 	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return false;
+	if (r > 0 && (op->flags & (MSG_WAITALL | MSG_PEEK)) == MSG_WAITALL) {
+		op->done += (size_t)r;
+		if (op->done < op->len && fut__sock_gathers(op->fd))
+			return false;
+		r = (ssize_t)op->done;
+	} else if (r <= 0 && op->done) { /* end or error after some bytes */
+		r = (ssize_t)op->done;
+	}
 	fut__op_complete(op, r < 0 ? -errno : r);
 	return true;
 #else
 	(void)op;
+	(void)swept;
 	return false;
 #endif
 }
@@ -500,7 +516,7 @@ static void th_submit(struct fut_loop *loop, struct fut__op *op)
 		fut__opq_append(&fs->q[qi], op);
 		return;
 	}
-	if (try_send(op) || try_accept(fs, op) || try_recv(op) ||
+	if (try_send(op) || try_accept(fs, op) || try_recv(op, false) ||
 	    try_poll(op))
 		return;
 	if (!run_add(fs, op)) {
@@ -573,8 +589,7 @@ static void sweep_runq(struct thr *t)
 	     op = next) {
 		next = op->next;
 		short ev;
-		if (op->kind == OP_RECV && op->len &&
-		    !(op->flags & MSG_WAITALL))
+		if (op->kind == OP_RECV && op->len)
 			ev = POLLIN;
 		else if (op->kind == OP_ACCEPT)
 			ev = POLLIN;
@@ -602,7 +617,7 @@ static void sweep_runq(struct thr *t)
 			fin = true;
 		} else if (r > 0 && p[i].revents) {
 			fin = try_send(op) || try_accept(fs, op) ||
-			      try_recv(op);
+			      try_recv(op, true);
 			if (fin) /* not a poll: its side's running op */
 				fs->running[qi] = NULL;
 		}

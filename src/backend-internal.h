@@ -78,6 +78,9 @@ static inline int64_t fut__file_poll(short events)
 
 /* A poll(2) result as fut_poll's: POLLNVAL (a number closed behind the
  * loop's back) is EBADF, on every backend. */
+/* A stream socket: a short MSG_WAITALL recv on it goes on (src/io.c). */
+bool fut__sock_gathers(int fd);
+
 static inline int64_t fut__poll_result(short revents)
 {
 	return revents & POLLNVAL ? -EBADF : revents;

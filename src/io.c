@@ -292,6 +292,49 @@ static int wait_ready(struct fut__op *op, int fd, short events)
 		return -errno;                                               \
 	}
 
+/* A stream socket's recv with MSG_WAITALL that came back short stops
+ * only at the end of the stream; a datagram's is the whole message. */
+bool fut__sock_gathers(int fd)
+{
+	int type = 0;
+	socklen_t sl = sizeof(type);
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl) == 0 &&
+	       type == SOCK_STREAM;
+}
+
+/*
+ * recv with MSG_WAITALL: all len bytes, or fewer at the end of the
+ * stream or when an error follows some. By hand, since recv(2) waits for
+ * nothing on an O_NONBLOCK socket, and the threads backend's loop may
+ * have gathered the first bytes already (op->done).
+ */
+static int64_t recv_all(struct fut__op *op)
+{
+	char *p = op->buf;
+	while (op->done < op->len) {
+		ssize_t r = recv(op->fd, p + op->done, op->len - op->done,
+				 op->flags);
+		if (r > 0) {
+			op->done += (size_t)r;
+			if (op->done < op->len && !fut__sock_gathers(op->fd))
+				break;
+			continue;
+		}
+		if (r == 0)
+			break;
+		if (errno == EINTR && !stop_here(op))
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			int w = wait_ready(op, op->fd, POLLIN);
+			if (w == 0)
+				continue;
+			return w;
+		}
+		return op->done ? (int64_t)op->done : -errno;
+	}
+	return (int64_t)op->done;
+}
+
 /* Transfer the rest of an all-or-error op (send, write). */
 static int64_t xfer_all(struct fut__op *op)
 {
@@ -369,6 +412,8 @@ int64_t fut__op_exec_blocking(struct fut__op *op)
 			if (r < 0)
 				return r;
 		}
+		if ((op->flags & (MSG_WAITALL | MSG_PEEK)) == MSG_WAITALL)
+			return recv_all(op);
 		RETRY(recv(fd, op->buf, op->len, op->flags), fd, POLLIN);
 	case OP_READ:
 		if (op->off >= 0)

@@ -633,8 +633,21 @@ START_TEST(recv_waitall_gathers)
 	ck_assert_int_eq(fut_value(f), 2);
 	ck_assert(!memcmp(buf, "xy", 2));
 	fut_unref(f);
-	close(sv[0]);
-	close(sv[1]);
+	close_pair(loop, sv);
+	/* The same on an O_NONBLOCK socket, where recv(2) itself does not
+	 * wait for the rest. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+				    sv), 0);
+	ck_assert_int_eq(write(sv[1], "abc", 3), 3);
+	f = fut_recv(loop, sv[0], buf, 8, MSG_WAITALL);
+	run_for(loop, 50);
+	ck_assert_int_eq(fut_state(f), FUT_PENDING);
+	ck_assert_int_eq(write(sv[1], "defgh", 5), 5);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_value(f), 8);
+	ck_assert(!memcmp(buf, "abcdefgh", 8));
+	fut_unref(f);
+	close_pair(loop, sv);
 	/* MSG_PEEK never gives the same bytes twice in one result. */
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	char pk[16];
@@ -1349,6 +1362,29 @@ START_TEST(ops_past_the_worker_cap_still_end)
 	ck_assert_int_eq(write(sv[1][0], "p", 1), 1);
 	wait_for(loop, pl);
 	ck_assert_int_eq(fut_value(pl), POLLIN);
+	/* MSG_WAITALL gathers without a worker too (it waited for one, for
+	 * good); a peek ends with what is there. */
+	int w[2];
+	char wb[4], pb[4];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, w), 0);
+	fut *wa = fut_recv(loop, w[0], wb, sizeof(wb), MSG_WAITALL);
+	ck_assert_int_eq(write(w[1], "ab", 2), 2);
+	run_for(loop, 40);
+	ck_assert_int_eq(fut_state(wa), FUT_PENDING);
+	ck_assert_int_eq(write(w[1], "cd", 2), 2);
+	wait_for(loop, wa);
+	ck_assert_int_eq(fut_value(wa), 4);
+	ck_assert(!memcmp(wb, "abcd", 4));
+	fut_unref(wa);
+	fut *pk = fut_recv(loop, w[0], pb, sizeof(pb), MSG_WAITALL | MSG_PEEK);
+	ck_assert_int_eq(write(w[1], "xy", 2), 2);
+	run_for(loop, 40);
+	ck_assert_int_eq(write(w[1], "zw", 2), 2);
+	wait_for(loop, pk);
+	ck_assert_int_gt(fut_value(pk), 0);
+	ck_assert(!memcmp(pb, "xyzw", (size_t)fut_value(pk)));
+	fut_unref(pk);
+	close_pair(loop, w);
 	ck_assert_int_eq(fut_state(r[0]), FUT_PENDING);
 	ck_assert_int_eq(fut_state(r[1]), FUT_PENDING);
 	fut *fs[] = { r[0], r[1], r[2], acc, pl };
