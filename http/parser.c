@@ -594,9 +594,10 @@ int fut_http_parse_request(const char *buf, size_t len, size_t last_len,
 	if (fr.te_seen) {
 		if (fr.content_length >= 0 || req->minor_version == 0)
 			return FUT_HTTP_EBADREQ;
-		if (fr.te_junk)
-			return FUT_HTTP_ENOTIMPL;
-		if (!fr.chunked || fr.te_early) /* RFC 9112 6.3: 400 */
+		/* A coding with parameters (none is defined for chunked)
+		 * or junk: the final coding is not plainly chunked, so the
+		 * body's length cannot be told (RFC 9112 6.3: 400). */
+		if (fr.te_junk || !fr.chunked || fr.te_early)
 			return FUT_HTTP_EBADREQ;
 		if (fr.te_unknown) /* RFC 9112 6.1: 501 */
 			return FUT_HTTP_ENOTIMPL;

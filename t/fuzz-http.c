@@ -67,35 +67,6 @@ static void same_request(const char *a, const struct fut_http_request_head *x,
 		fail("request fields differ after a split", 0, 1);
 }
 
-/*
- * FUZZ_HTTP_KNOWN=1 in the environment tolerates the split mismatches
- * already reported, to hunt for others:
- *  - a prefix with no LF yet refused for its length (EURITOOLONG,
- *    EHDRTOOBIG) while the whole message is refused for something else (a
- *    bare LF ending the over-long request line);
- *  - a request line of exactly max_request_line bytes refused with
- *    EURITOOLONG when the prefix ends with its CR.
- */
-static int known_bug(const char *pre, size_t split, int p, int one,
-		     const struct fut_http_limits *lim)
-{
-	static int known = -1;
-	if (known < 0) {
-		const char *e = getenv("FUZZ_HTTP_KNOWN");
-		known = e && *e == '1';
-	}
-	size_t s = 0; /* leading empty lines */
-	while (s + 1 < split && pre[s] == '\r' && pre[s + 1] == '\n')
-		s += 2;
-	if (!known || memchr(pre + s, '\n', split - s))
-		return 0;
-	if ((p == FUT_HTTP_EURITOOLONG || p == FUT_HTTP_EHDRTOOBIG) && one < 0)
-		return 1;
-	size_t max = lim && lim->max_request_line ? lim->max_request_line : 8192;
-	return p == FUT_HTTP_EURITOOLONG && split && pre[split - 1] == '\r' &&
-	       split - 1 - s <= max;
-}
-
 static void request(const uint8_t *data, size_t n, size_t split,
 		    const struct fut_http_limits *lim)
 {
@@ -121,7 +92,7 @@ static void request(const uint8_t *data, size_t n, size_t split,
 	int p = fut_http_parse_request(pre, split, 0, &r2, h2, MAXH, lim);
 	if (p != FUT_HTTP_EINCOMPLETE) {
 		/* complete or refused with the prefix: the same result */
-		if (p != one && !known_bug(pre, split, p, one, lim))
+		if (p != one)
 			fail("request: prefix result differs from one-shot", p,
 			     one);
 		if (p > 0)

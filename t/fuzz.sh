@@ -2,8 +2,7 @@
 # Fuzz the HTTP parser: build t/fuzz-http.c with libFuzzer, ASan and UBSan
 # into a temporary directory and run it for N seconds (default 20).
 #   t/fuzz.sh [seconds]
-# FUZZ_HTTP_KNOWN=1 tolerates the split mismatches already reported (see
-# t/fuzz-http.c). Exit 0: no finding; 77: clang or libFuzzer unavailable (SKIP); otherwise
+# Exit 0: no finding; 77: clang or libFuzzer unavailable (SKIP); otherwise
 # a crash, leak or mismatch (the reproducer is kept, its path printed).
 secs=${1:-20}
 top=$(cd "$(dirname "$0")/.." && pwd)

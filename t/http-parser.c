@@ -582,7 +582,13 @@ static const struct ireq ireqs[] = {
 	  M("\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, FUT_HTTP_EBADREQ },
 	{ "te with parameters",
 	  M("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n"
-	    "\r\n"), NULL, FUT_HTTP_ENOTIMPL },
+	    "\r\n"), NULL, FUT_HTTP_EBADREQ },
+	{ "te quoted",
+	  M("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n"
+	    "\r\n"), NULL, FUT_HTTP_EBADREQ },
+	{ "te junk before chunked",
+	  M("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chun ked, chunked"
+	    "\r\n\r\n"), NULL, FUT_HTTP_EBADREQ },
 };
 
 START_TEST(invalid_request)
