@@ -107,7 +107,7 @@ struct conn {
 	int closing;        /* close once io and the handler are done */
 	int timed_out;
 	uint64_t deadline;  /* loop ms; 0: none */
-	uint64_t body_left; /* body bytes due before the deadline moves */
+	size_t body_next;   /* body bytes that move the deadline on */
 	char *in;
 	size_t in_len, in_cap;
 	size_t seen;        /* bytes the head parser already looked at */
@@ -828,6 +828,15 @@ static int expect_refused(struct conn *c)
 	c->phase = P_HANDLER;
 	c->handler_since = now_ms(c);
 	s->o.expect(r, s->o.arg);
+	if (c->phase == P_CLOSED) {
+		/* The hook freed the server: with nothing answered, nobody
+		 * will end the request (a response under way ends it). */
+		if (!r->started)
+			conn_free(c);
+		return 1;
+	}
+	if (!c->srv)
+		return 1; /* freed after an answer: its close is under way */
 	if (!r->started) {
 		r->hdrs.len = 0; /* fields meant for a refusal that never was */
 		/* Until the handler has it: an answer from a later callback
@@ -837,7 +846,6 @@ static int expect_refused(struct conn *c)
 		return 0;
 	}
 	r->client_closes = 0;
-	c->deadline = 0;
 	c->dec_end = c->in_len; /* the body's first bytes, if any: dropped */
 	return 1;
 }
@@ -874,6 +882,17 @@ static void dispatch(struct conn *c)
 		return;
 	}
 	s->o.handler(r, s->o.arg);
+}
+
+/* got bytes of body so far (decoded: chunk framing, a run of zeros
+ * before a chunk size, do not count): another 256 KiB of it gives the
+ * body body_timeout_ms more. */
+static void body_progress(struct conn *c, size_t got)
+{
+	if (got >= c->body_next) {
+		c->body_next = got + BODY_SLICE;
+		c->deadline = now_ms(c) + c->srv->o.body_timeout_ms;
+	}
 }
 
 static void process_input(struct conn *c)
@@ -925,7 +944,7 @@ static void process_input(struct conn *c)
 		}
 		c->phase = P_BODY;
 		c->deadline = now_ms(c) + s->o.body_timeout_ms;
-		c->body_left = BODY_SLICE;
+		c->body_next = BODY_SLICE;
 		c->dec_end = c->head_len;
 		memset(&c->ch, 0, sizeof(c->ch));
 		if (r->head.expect_continue && s->o.expect &&
@@ -943,6 +962,7 @@ static void process_input(struct conn *c)
 			c->dec_end = need;
 			dispatch(c);
 		} else {
+			body_progress(c, c->in_len - c->head_len);
 			conn_read(c);
 		}
 		return;
@@ -967,6 +987,7 @@ static void process_input(struct conn *c)
 		error_response(c, 413);
 		return;
 	}
+	body_progress(c, c->dec_end - c->head_len);
 	conn_read(c);
 }
 
@@ -1011,14 +1032,6 @@ static void on_recv(fut *f, void *arg)
 		return;
 	}
 	c->in_len += (size_t)n;
-	if (c->phase == P_BODY) {
-		if ((uint64_t)n >= c->body_left) {
-			c->body_left = BODY_SLICE;
-			c->deadline = now_ms(c) + c->srv->o.body_timeout_ms;
-		} else {
-			c->body_left -= (uint64_t)n;
-		}
-	}
 	process_input(c);
 }
 

@@ -712,6 +712,85 @@ START_TEST(expect_hook_refuses_before_the_body)
 }
 END_TEST
 
+/* A hook that frees the server and answers nothing: the connection
+ * closes, and nothing of it is touched after (it was: the body that came
+ * with the head went to the freed server's handler). */
+static fut_http_server *hook_srv;
+
+static void expect_frees(fut_http_req *req, void *arg)
+{
+	(void)req;
+	(void)arg;
+	fut_http_server_free(hook_srv);
+}
+
+START_TEST(expect_hook_may_free_the_server)
+{
+	static const char *const reqs[] = {
+		"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+		"Expect: 100-continue\r\n\r\nhello",
+		"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+		"Expect: 100-continue\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+		"Expect: 100-continue\r\n\r\n",
+	};
+	fut_loop *loop = new_loop();
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		struct fut_http_server_opts o = { .expect = expect_frees };
+		hook_srv = serve(loop, &o);
+		struct raw x;
+		raw(loop, hook_srv, &x, reqs[i], strlen(reqs[i]));
+		ck_assert_msg(x.eof && x.got_len == 0, "%zu: %s", i, x.got);
+	}
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/* A chunked body gets more time for body bytes, not for the bytes
+ * around them: a chunk size padded with zeros held a connection open
+ * with no body at all for as long as the zeros kept coming. */
+static int64_t zeros_job(void *arg)
+{
+	struct raw *x = arg;
+	struct timeval t0;
+	gettimeofday(&t0, NULL);
+	int fd = raw_connect(x->port);
+	if (fd < 0)
+		return -errno;
+	static const char head[] = "POST /echo HTTP/1.1\r\nHost: x\r\n"
+				   "Transfer-Encoding: chunked\r\n\r\n";
+	send(fd, head, sizeof(head) - 1, MSG_NOSIGNAL);
+	static char zeros[256 * 1024];
+	memset(zeros, '0', sizeof(zeros));
+	for (int i = 0; i < 10; i++) {
+		if (send(fd, zeros, sizeof(zeros), MSG_NOSIGNAL) < 0)
+			break;
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, 150) > 0)
+			break; /* answered */
+	}
+	raw_finish(fd, x, &t0);
+	return 0;
+}
+
+START_TEST(chunk_padding_is_no_progress)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { .body_timeout_ms = 300 };
+	fut_http_server *srv = serve(loop, &o);
+	struct raw x;
+	memset(&x, 0, sizeof(x));
+	x.port = fut_http_server_port(srv);
+	fut *f = fut_run_blocking(loop, zeros_job, &x);
+	wait_for(loop, f);
+	fut_unref(f);
+	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 408 ", 13), "%.40s", x.got);
+	ck_assert_int_lt(x.ms, 1200);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 START_TEST(server_timeouts)
 {
 	fut_loop *loop = new_loop();
@@ -3298,6 +3377,8 @@ Suite *http_suite(void)
 	tcase_add_test(tc, any_method_reaches_the_handler);
 	tcase_add_test(tc, expect_continue);
 	tcase_add_test(tc, expect_hook_refuses_before_the_body);
+	tcase_add_test(tc, expect_hook_may_free_the_server);
+	tcase_add_test(tc, chunk_padding_is_no_progress);
 	tcase_add_test(tc, server_timeouts);
 	tcase_add_test(tc, trickling_clients_time_out);
 	tcase_add_test(tc, slow_upload_gets_time_per_slice);
