@@ -1,12 +1,14 @@
 /*
  * fetch: the libfuture-http example client.
  *
- *   fetch [-X METHOD] [-d BODY|@FILE|@-] URL
+ *   fetch [-L] [-X METHOD] [-d BODY|@FILE|@-] URL
  *
  * Prints the response body to stdout and the status line to stderr.
  * -d sends BODY (then the method defaults to POST); -d @FILE sends the
  * bytes of FILE as they are, -d @- those of stdin. Redirects are not
- * followed: a 3xx is a response like another.
+ * followed (a 3xx is a response like another) unless -L says so, as
+ * curl's: up to 20, and a "Location:" line on stderr for each one that
+ * was (the last URL).
  * Exit status: 0 for a 1xx-3xx response, 1 for a 4xx/5xx response or any
  * failure (bad URL, refused, timed out, malformed response, unreadable
  * FILE: a message on stderr says which), 2 for a usage error.
@@ -21,7 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define USAGE "usage: fetch [-X METHOD] [-d BODY|@FILE|@-] URL\n"
+#define USAGE "usage: fetch [-L] [-X METHOD] [-d BODY|@FILE|@-] URL\n"
 
 /* Why fut_http_fetch would refuse method m (with -EINVAL, which alone
  * would not say what was wrong), or NULL. */
@@ -92,8 +94,11 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	opterr = 0; /* getopt would name the program by its path */
-	while ((c = getopt(argc, argv, ":X:d:")) != -1) {
+	while ((c = getopt(argc, argv, ":LX:d:")) != -1) {
 		switch (c) {
+		case 'L':
+			o.max_redirects = 20;
+			break;
 		case 'X':
 			if (bad_method(optarg))
 				return cli_usage_error(USAGE, "fetch: -X: '%s' "
@@ -150,6 +155,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fetch: %s: %s\n", url,
 			fut_strerror(fut_error(f)));
 	} else {
+		if (strcmp(r->url, url) != 0)
+			fprintf(stderr, "Location: %s\n", r->url);
 		fprintf(stderr, "HTTP/1.%d %d%s%.*s\n", r->minor_version,
 			r->status, r->reason_len ? " " : "", (int)r->reason_len,
 			r->reason);

@@ -129,7 +129,22 @@ struct request {
 	int answered;         /* a 1xx came: the server has answered */
 	uint64_t deadline;    /* loop ms the request times out at, from its
 				 first send; a retry does not restart it */
+	char *url;            /* as fetched: the response's url */
+	struct follow *fw;    /* redirects to follow, or NULL */
 	struct fut_http_header hv[]; /* o.max_headers of them */
+};
+
+/*
+ * What following a redirect needs of the caller's request, copied at the
+ * call (its pointers need not outlive it). Handed from each hop's request
+ * to the next; only with max_redirects.
+ */
+struct follow {
+	uint32_t left;
+	char *method;  /* NULL: the default (GET, or POST with a body) */
+	char **headers; /* NULL-terminated */
+	char *body;
+	size_t body_len;
 };
 
 static __thread struct client *clients;
@@ -315,10 +330,24 @@ static void conn_idle(struct conn *c)
 
 /* ---- requests ---- */
 
+static void follow_free(struct follow *fw)
+{
+	if (!fw)
+		return;
+	for (char **h = fw->headers; h && *h; h++)
+		free(*h);
+	free(fw->headers);
+	free(fw->method);
+	free(fw->body);
+	free(fw);
+}
+
 static void req_unref(struct request *r)
 {
 	if (--r->refs)
 		return;
+	follow_free(r->fw);
+	free(r->url);
 	free(r->host);
 	free(r->out);
 	fut_unref(r->result);
@@ -536,6 +565,26 @@ static void resp_free(void *p)
 	free(p);
 }
 
+/* The exchange is over: its connection goes back to the pool, or is closed. */
+static void conn_release(struct request *r, int reusable)
+{
+	struct conn *c = r->conn;
+	r->conn = NULL;
+	/* Answered before the request was all sent (a 413 to an upload):
+	 * the rest cannot go out on this connection, nor another request. */
+	if (r->sio)
+		reusable = 0;
+	send_detach(r);
+	if (reusable && r->rh.keep_alive && !r->close_req && !r->send_err) {
+		c->idle_ms = r->o.idle_timeout_ms; /* the last user's */
+		conn_idle(c);
+	}
+	else
+		conn_destroy(c);
+}
+
+static int follow(struct request *r, int reusable);
+
 /* Resolve with one block: the struct, the headers, the head, the body. */
 static void req_finish(struct request *r, const char *body, size_t blen,
 		       int reusable)
@@ -554,10 +603,13 @@ static void req_finish(struct request *r, const char *body, size_t blen,
 		r->fin_reusable = reusable;
 		return;
 	}
+	if (r->fw && r->fw->left && follow(r, reusable))
+		return;
 	size_t nh = r->rh.num_headers;
+	size_t ul = strlen(r->url) + 1;
 	size_t sz = sizeof(struct fut_http_response) +
 		    nh * sizeof(struct fut_http_header) +
-		    (size_t)r->head_len + blen + 1;
+		    (size_t)r->head_len + blen + 1 + ul;
 	struct fut_http_response *res = malloc(sz);
 	if (!res) {
 		req_fail(r, -ENOMEM);
@@ -576,6 +628,7 @@ static void req_finish(struct request *r, const char *body, size_t blen,
 	if (blen)
 		memcpy(b, body, blen);
 	b[blen] = '\0';
+	res->url = memcpy(b + blen + 1, r->url, ul);
 	res->status = r->rh.status;
 	res->minor_version = r->rh.minor_version;
 	res->reason = r->rh.reason + d;
@@ -593,18 +646,7 @@ static void req_finish(struct request *r, const char *body, size_t blen,
 	}
 	if (fut_resolve_ptr(r->result, res, resp_free) < 0)
 		resp_free(res); /* the caller cancelled the future meanwhile */
-	r->conn = NULL;
-	/* Answered before the request was all sent (a 413 to an upload):
-	 * the rest cannot go out on this connection, nor another request. */
-	if (r->sio)
-		reusable = 0;
-	send_detach(r);
-	if (reusable && r->rh.keep_alive && !r->close_req && !r->send_err) {
-		c->idle_ms = r->o.idle_timeout_ms; /* the last user's */
-		conn_idle(c);
-	}
-	else
-		conn_destroy(c);
+	conn_release(r, reusable);
 	req_unref(r);
 }
 
@@ -1342,6 +1384,302 @@ static void on_result(fut *f, void *arg)
 	req_unref(r);
 }
 
+/*
+ * One exchange for res, queued on its host's pool: the caller's, or the
+ * next hop of a redirect. `call` has the request's method, fields and
+ * body; o the options with their defaults. Takes fw. Returns -ENOMEM if
+ * nothing was started (res untouched), else 0 (res rejected on errors).
+ */
+static int request_start(fut_loop *loop, fut *res, const char *url,
+			 const struct fut_http_fetch_opts *call,
+			 const struct fut_http_fetch_opts *o,
+			 struct follow *fw)
+{
+	struct request *r = calloc(1, sizeof(*r) +
+				      o->max_headers * sizeof(r->hv[0]));
+	if (!r) {
+		follow_free(fw);
+		return -ENOMEM;
+	}
+	r->refs = 1;
+	r->loop = loop;
+	r->result = fut_ref(res);
+	r->o = *o;
+	r->o.method = NULL;
+	r->o.body = NULL;
+	r->o.headers = NULL; /* copied into the request bytes */
+	r->fw = fw;
+	const char *path;
+	int err = (r->url = strdup(url)) ?
+		  parse_url(url, &r->host, r->port, &path) : -ENOMEM;
+	if (!err)
+		err = build(r, path, call);
+	char key[300];
+	struct pool *p = NULL;
+	if (!err) {
+		snprintf(key, sizeof(key), "%.255s:%s", r->host, r->port);
+		p = pool_get(loop, key);
+		if (!p)
+			err = -ENOMEM;
+	}
+	if (!err) {
+		/* The caller's fut_cancel ends res: the exchange must end
+		 * with it, or it held its connection (and max_per_host
+		 * slot) until the response came or a timeout struck. A
+		 * redirect's hop adds its own callback: that one may fail. */
+		r->refs++;
+		if (fut_on_done(fut_ref(res), on_result, r) < 0) {
+			r->refs--;
+			err = -ENOMEM;
+		}
+	}
+	if (err) {
+		r->phase = R_DONE;
+		fut_reject(res, err);
+		req_unref(r);
+		return 0;
+	}
+	r->pool = p;
+	/* Queue behind the others, then let the pool hand out what it
+	 * can: FIFO even when a connection is free right now. */
+	r->phase = R_QUEUED;
+	*p->wq_tail = r;
+	p->wq_tail = &r->wq_next;
+	phase_timer(r, R_QUEUED, o->queue_timeout_ms);
+	pool_next(p);
+	return 0;
+}
+
+/* The caller's method, fields and body, for the hops after the first. */
+static struct follow *follow_new(const struct fut_http_fetch_opts *call)
+{
+	struct follow *fw = calloc(1, sizeof(*fw));
+	if (!fw)
+		return NULL;
+	fw->left = call->max_redirects;
+	size_t n = 0;
+	for (const char *const *h = call->headers; h && *h; h++)
+		n++;
+	bool ok = (fw->headers = calloc(n + 1, sizeof(char *))) != NULL;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = (fw->headers[i] = strdup(call->headers[i])) != NULL;
+	if (ok && call->method)
+		ok = (fw->method = strdup(call->method)) != NULL;
+	/* A non-NULL body, even empty, makes the default method POST. */
+	if (ok && call->body) {
+		fw->body_len = call->body_len;
+		ok = (fw->body = malloc(call->body_len + 1)) != NULL;
+		if (ok)
+			memcpy(fw->body, call->body, call->body_len);
+	}
+	if (!ok) {
+		follow_free(fw);
+		return NULL;
+	}
+	return fw;
+}
+
+/* RFC 3986 5.2.4, in place: "/a/b/../c/./d" -> "/a/c/d". */
+static void remove_dots(char *p)
+{
+	char *in = p, *out = p;
+	while (*in) {
+		if (!strncmp(in, "../", 3)) {
+			in += 3;
+		} else if (!strncmp(in, "./", 2)) {
+			in += 2;
+		} else if (!strncmp(in, "/./", 3)) {
+			in += 2;
+		} else if (!strcmp(in, "/.")) {
+			in += 1;
+			*in = '/'; /* what is left is "/" */
+		} else if (!strncmp(in, "/../", 4) || !strcmp(in, "/..")) {
+			if (in[3]) {
+				in += 3;
+			} else {
+				in += 2;
+				*in = '/';
+			}
+			while (out > p && *--out != '/')
+				; /* the output's last segment goes */
+		} else if (!strcmp(in, ".") || !strcmp(in, "..")) {
+			in += strlen(in);
+		} else {
+			do
+				*out++ = *in++;
+			while (*in && *in != '/');
+		}
+	}
+	*out = '\0';
+}
+
+/*
+ * A Location (RFC 9110 10.2.2) against the URL that got it (RFC 3986
+ * 5.2): absolute, "//authority/...", "/path", "?query" or relative to
+ * the base's directory; the fragment goes (never sent). NULL for another
+ * scheme than http: (https: needs TLS) or no memory.
+ */
+static char *resolve_ref(const char *base, const char *ref, size_t rl)
+{
+	const char *hash = memchr(ref, '#', rl);
+	if (hash)
+		rl = (size_t)(hash - ref);
+	size_t sl = 0;
+	if (rl && isalpha((unsigned char)ref[0])) {
+		sl = strspn(ref, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+			    "TUVWXYZ0123456789+-.");
+		if (sl >= rl || ref[sl] != ':')
+			sl = 0; /* no scheme: a relative path */
+	}
+	if (sl && !(sl == 4 && !strncasecmp(ref, "http", 4)))
+		return NULL;
+	/* base is "http://authority[/path][?query]" (parse_url took it) */
+	size_t ba = 7 + strcspn(base + 7, "/?#");
+	size_t bp = ba + strcspn(base + ba, "?#");
+	size_t bq = bp + strcspn(base + bp, "#");
+	char *u = malloc(bq + rl + 16);
+	if (!u)
+		return NULL;
+	size_t n;
+	const char *rest;
+	size_t restl;
+	if (sl)
+		ref += sl + 1, rl -= sl + 1;
+	if (rl >= 2 && ref[0] == '/' && ref[1] == '/') {
+		size_t al = 2 + strcspn(ref + 2, "/?");
+		if (al > rl)
+			al = rl;
+		memcpy(u, "http:", 5);
+		memcpy(u + 5, ref, al);
+		n = 5 + al;
+		rest = ref + al;
+		restl = rl - al;
+	} else if (sl) {
+		free(u);
+		return NULL; /* "http:path": no authority */
+	} else {
+		memcpy(u, base, ba);
+		n = ba;
+		rest = ref;
+		restl = rl;
+		if (!rl) { /* the same resource */
+			memcpy(u + n, base + ba, bq - ba);
+			n += bq - ba;
+		} else if (ref[0] == '?') {
+			memcpy(u + n, base + ba, bp - ba);
+			n += bp - ba;
+		} else if (ref[0] != '/') {
+			const char *dir = base + ba;
+			size_t dl = bp - ba;
+			while (dl && dir[dl - 1] != '/')
+				dl--;
+			if (!dl)
+				u[n++] = '/';
+			memcpy(u + n, dir, dl);
+			n += dl;
+		}
+	}
+	memcpy(u + n, rest, restl);
+	u[n + restl] = '\0';
+	/* Dots only in the path: "?a=../b" is a query. */
+	size_t pa = 7 + strcspn(u + 7, "/?");
+	if (u[pa] == '/') {
+		size_t pe = pa + strcspn(u + pa, "?");
+		char save = u[pe];
+		u[pe] = '\0';
+		remove_dots(u + pa);
+		size_t nl = strlen(u + pa);
+		u[pe] = save;
+		memmove(u + pa + nl, u + pe, strlen(u + pe) + 1);
+	}
+	return u;
+}
+
+/* Fields that carry the caller's credentials or name its first host:
+ * not sent on to another origin (curl drops them the same way). */
+static bool origin_bound(const char *line)
+{
+	size_t nl = strcspn(line, ":");
+	return fut__http_ieq(line, nl, "authorization") ||
+	       fut__http_ieq(line, nl, "proxy-authorization") ||
+	       fut__http_ieq(line, nl, "cookie") ||
+	       fut__http_ieq(line, nl, "host");
+}
+
+/*
+ * A complete 3xx with redirects left: if it names where to go, the next
+ * hop goes there for the same result future, and the 3xx goes no further
+ * than this connection. Returns 0 (the 3xx is the result) when it is not
+ * one to follow: another status, no Location or two, or a Location this
+ * client cannot fetch.
+ */
+static int follow(struct request *r, int reusable)
+{
+	int st = r->rh.status;
+	if (st != 301 && st != 302 && st != 303 && st != 307 && st != 308)
+		return 0;
+	const struct fut_http_header *loc = NULL;
+	for (size_t i = 0; i < r->rh.num_headers; i++) {
+		const struct fut_http_header *h = &r->rh.headers[i];
+		if (fut__http_ieq(h->name, h->name_len, "location")) {
+			if (loc)
+				return 0;
+			loc = h;
+		}
+	}
+	if (!loc)
+		return 0;
+	char *next = resolve_ref(r->url, loc->value, loc->value_len);
+	char *host = NULL, port[8];
+	const char *path;
+	if (!next || parse_url(next, &host, port, &path) < 0) {
+		free(next);
+		return 0;
+	}
+	bool same = strcasecmp(host, r->host) == 0 && !strcmp(port, r->port);
+	free(host);
+	struct follow *fw = r->fw;
+	r->fw = NULL;
+	fw->left--;
+	/* 303 means "GET that" (RFC 9110 15.4.4); a POST answered 301 or
+	 * 302 becomes a GET too, as every browser, curl and Tornado do
+	 * (15.4.2 allows it); 307 and 308 keep the method and the body. */
+	const char *m = fw->method ? fw->method : fw->body ? "POST" : "GET";
+	if ((st == 303 && strcmp(m, "HEAD") != 0) ||
+	    ((st == 301 || st == 302) && !strcmp(m, "POST"))) {
+		free(fw->method);
+		free(fw->body);
+		fw->method = NULL;
+		fw->body = NULL;
+		fw->body_len = 0;
+	}
+	if (!same) {
+		char **w = fw->headers;
+		for (char **h = fw->headers; *h; h++) {
+			if (origin_bound(*h))
+				free(*h);
+			else
+				*w++ = *h;
+		}
+		*w = NULL;
+	}
+	r->phase = R_DONE;
+	phase_timer_stop(r);
+	conn_release(r, reusable);
+	free(r->out); /* held until the result ends: not needed */
+	r->out = NULL;
+	struct fut_http_fetch_opts call = r->o;
+	call.method = fw->method;
+	call.headers = (const char *const *)fw->headers;
+	call.body = fw->body;
+	call.body_len = fw->body_len;
+	if (request_start(r->loop, r->result, next, &call, &r->o, fw) < 0)
+		fut_reject(r->result, -ENOMEM);
+	free(next);
+	req_unref(r);
+	return 1;
+}
+
 fut *fut_http_fetch(fut_loop *loop, const char *url,
 		    const struct fut_http_fetch_opts *opts)
 {
@@ -1352,8 +1690,6 @@ fut *fut_http_fetch(fut_loop *loop, const char *url,
 	if (opts)
 		o = *opts;
 	if (!url || (o.body_len && !o.body))
-		return fut_rejected(loop, -EINVAL);
-	if (o.reserved32)
 		return fut_rejected(loop, -EINVAL);
 	for (size_t i = 0; i < sizeof(o.reserved) / sizeof(o.reserved[0]); i++)
 		if (o.reserved[i])
@@ -1376,51 +1712,18 @@ fut *fut_http_fetch(fut_loop *loop, const char *url,
 		o.max_headers = DEF_MAX_HEADERS;
 	if (o.max_headers > MAX_MAX_HEADERS)
 		return fut_rejected(loop, -EINVAL);
-	o.body = NULL;
-	o.headers = NULL; /* copied into the request bytes */
-
-	struct request *r = calloc(1, sizeof(*r) +
-				      o.max_headers * sizeof(r->hv[0]));
-	fut *res = r ? fut_new(loop) : NULL;
-	if (!res) {
-		free(r);
+	fut *res = fut_new(loop);
+	if (!res)
+		return NULL;
+	struct follow *fw = NULL;
+	if (o.max_redirects && !(fw = follow_new(&o))) {
+		fut_unref(res);
 		return NULL;
 	}
-	r->refs = 1;
-	r->loop = loop;
-	r->result = fut_ref(res);
-	r->o = o;
-	const char *path;
-	int err = parse_url(url, &r->host, r->port, &path);
-	if (!err)
-		err = build(r, path, opts ? opts : &o);
-	char key[300];
-	struct pool *p = NULL;
-	if (!err) {
-		snprintf(key, sizeof(key), "%.255s:%s", r->host, r->port);
-		p = pool_get(loop, key);
-		if (!p)
-			err = -ENOMEM;
+	if (request_start(loop, res, url, &o, &o, fw) < 0) {
+		fut_unref(res);
+		return NULL;
 	}
-	if (err) {
-		r->phase = R_DONE;
-		fut_reject(res, err);
-		req_unref(r);
-		return res;
-	}
-	r->pool = p;
-	/* The caller's fut_cancel ends res: the exchange must end with it,
-	 * or it held its connection (and max_per_host slot) until the
-	 * response came or a timeout struck. */
-	r->refs++;
-	fut_on_done(fut_ref(res), on_result, r);
-	/* Queue behind the others, then let the pool hand out what it
-	 * can: FIFO even when a connection is free right now. */
-	r->phase = R_QUEUED;
-	*p->wq_tail = r;
-	p->wq_tail = &r->wq_next;
-	phase_timer(r, R_QUEUED, o.queue_timeout_ms);
-	pool_next(p);
 	return res;
 }
 

@@ -83,6 +83,28 @@ static void handler(fut_http_req *req, void *arg)
 		size_t n;
 		const void *b = fut_http_req_body(req, &n);
 		fut_http_respond(req, 200, b, n);
+	} else if (h->path_len == 9 && !memcmp(h->path, "/redirect", 9)) {
+		/* ?code=NNN&to=LOCATION, "to" last and taken as it is */
+		const char *q = h->query ? h->query : "";
+		size_t ql = h->query ? h->query_len : 0;
+		const char *to = memmem(q, ql, "to=", 3);
+		char loc[512];
+		snprintf(loc, sizeof(loc), "%.*s",
+			 to ? (int)(q + ql - to - 3) : 0, to ? to + 3 : "");
+		if (to)
+			fut_http_resp_header(req, "Location", loc);
+		fut_http_respond(req, atoi(q + 5), "moved\n", 6);
+	} else if (h->path_len >= 5 && !memcmp(h->path, "/hop/", 5)) {
+		/* /hop/N sends to N-1, relative to itself; /hop/0 is the end */
+		int n = atoi(h->path + 5);
+		char loc[16];
+		snprintf(loc, sizeof(loc), "%d", n - 1);
+		if (n > 0) {
+			fut_http_resp_header(req, "Location", loc);
+			fut_http_respond(req, 302, NULL, 0);
+		} else {
+			fut_http_respond(req, 200, "done", 4);
+		}
 	} else if (route(req, "POST", "/len")) {
 		char out[32];
 		size_t n;
@@ -158,7 +180,7 @@ static fut_http_server *serve(fut_loop *loop, struct fut_http_server_opts *o)
 
 static char *url(fut_http_server *srv, const char *path)
 {
-	static char buf[128];
+	static char buf[512];
 	snprintf(buf, sizeof(buf), "http://127.0.0.1:%d%s",
 		 fut_http_server_port(srv), path);
 	return buf;
@@ -661,6 +683,131 @@ static void expect_hook(fut_http_req *req, void *arg)
 					      "Basic realm=\"t\""), 0);
 	ck_assert_int_eq(fut_http_respond(req, 401, "who?\n", 5), 0);
 }
+
+/* Fetch url with opts; the result's status, body and url for checks. */
+static const struct fut_http_response *fetch_ok(fut_loop *loop, fut **f,
+		const char *u, const struct fut_http_fetch_opts *o)
+{
+	*f = fut_http_fetch(loop, u, o);
+	wait_for(loop, *f);
+	ck_assert_msg(fut_error(*f) == 0, "%s: %s", u,
+		      fut_strerror(fut_error(*f)));
+	const struct fut_http_response *r = fut_http_response_of(*f);
+	ck_assert_ptr_nonnull(r);
+	return r;
+}
+
+static int ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), t = strlen(tail);
+	return n >= t && !strcmp(s + n - t, tail);
+}
+
+/* max_redirects: 3xx followed (RFC 9110 15.4), with the method each
+ * status asks for, relative Locations resolved (RFC 3986 5.2), the
+ * caller's credentials kept from another origin; the last URL is told. */
+START_TEST(fetch_follows_redirects)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts so = { 0 }, so2 = { 0 };
+	fut_http_server *srv = serve(loop, &so), *srv2 = serve(loop, &so2);
+	char u[256];
+	fut *f;
+	const struct fut_http_response *r;
+	/* Not asked: the 3xx is the result. */
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/redirect?code=302&to=/",
+		 fut_http_server_port(srv));
+	r = fetch_ok(loop, &f, u, NULL);
+	ck_assert_int_eq(r->status, 302);
+	ck_assert_str_eq(r->url, u);
+	fut_unref(f);
+	struct fut_http_fetch_opts o = { .max_redirects = 5 };
+	r = fetch_ok(loop, &f, u, &o);
+	ck_assert_int_eq(r->status, 200);
+	ck_assert_str_eq(r->body, "hello world\n");
+	ck_assert_str_eq(r->url, url(srv, "/"));
+	fut_unref(f);
+	/* A chain of relative Locations, and its limit. */
+	r = fetch_ok(loop, &f, url(srv, "/hop/3"), &o);
+	ck_assert_int_eq(r->status, 200);
+	ck_assert_str_eq(r->body, "done");
+	ck_assert_str_eq(r->url, url(srv, "/hop/0"));
+	fut_unref(f);
+	struct fut_http_fetch_opts o2 = { .max_redirects = 2 };
+	r = fetch_ok(loop, &f, url(srv, "/hop/3"), &o2);
+	ck_assert_int_eq(r->status, 302);
+	ck_assert(ends_with(r->url, "/hop/1"));
+	fut_unref(f);
+	r = fetch_ok(loop, &f, url(srv,
+		"/redirect?code=301&to=./a/../../hop/./0?q#frag"), &o);
+	ck_assert_str_eq(r->body, "done");
+	ck_assert_str_eq(r->url, url(srv, "/hop/0?q"));
+	fut_unref(f);
+	/* 307 keeps the method and the body; 303, and 301/302 after a
+	 * POST, fetch with GET and no body; 301 keeps a PUT. */
+	struct fut_http_fetch_opts po = { .max_redirects = 1, .body = "abc",
+					  .body_len = 3 };
+	r = fetch_ok(loop, &f, url(srv, "/redirect?code=307&to=/echo"), &po);
+	ck_assert_int_eq(r->status, 200);
+	ck_assert_str_eq(r->body, "abc");
+	fut_unref(f);
+	static const char *const codes[] = { "301", "302", "303" };
+	for (int i = 0; i < 3; i++) {
+		snprintf(u, sizeof(u), "/redirect?code=%s&to=/dump", codes[i]);
+		r = fetch_ok(loop, &f, url(srv, u), &po);
+		ck_assert_msg(!strncmp(r->body, "GET\n", 4), "%s: %s",
+			      codes[i], r->body);
+		ck_assert(!strcasestr(r->body, "content-length"));
+		fut_unref(f);
+	}
+	struct fut_http_fetch_opts pu = po;
+	pu.method = "PUT";
+	r = fetch_ok(loop, &f, url(srv, "/redirect?code=301&to=/dump"), &pu);
+	ck_assert_msg(!strncmp(r->body, "PUT\n", 4), "%s", r->body);
+	ck_assert(strcasestr(r->body, "content-length: 3"));
+	fut_unref(f);
+	/* Credentials go to the same origin only. */
+	static const char *const hdrs[] = { "Authorization: Basic eDp5",
+					    "X-Keep: 1", NULL };
+	struct fut_http_fetch_opts ho = { .max_redirects = 1,
+					  .headers = hdrs };
+	r = fetch_ok(loop, &f, url(srv, "/redirect?code=302&to=/dump"), &ho);
+	ck_assert(strstr(r->body, "Authorization: Basic eDp5\n"));
+	fut_unref(f);
+	char other[128];
+	snprintf(other, sizeof(other),
+		 "/redirect?code=302&to=http://127.0.0.1:%d/dump",
+		 fut_http_server_port(srv2));
+	r = fetch_ok(loop, &f, url(srv, other), &ho);
+	ck_assert_str_eq(r->url, url(srv2, "/dump"));
+	ck_assert(strstr(r->body, "X-Keep: 1\n"));
+	ck_assert(!strstr(r->body, "Authorization"));
+	fut_unref(f);
+	/* Nowhere this client can go: the 3xx is the result. */
+	r = fetch_ok(loop, &f, url(srv, "/redirect?code=301&to=https://x/"),
+		     &o);
+	ck_assert_int_eq(r->status, 301);
+	fut_unref(f);
+	r = fetch_ok(loop, &f, url(srv, "/redirect?code=302"), &o);
+	ck_assert_int_eq(r->status, 302);
+	fut_unref(f);
+	r = fetch_ok(loop, &f, url(srv, "/redirect?code=300&to=/"), &o);
+	ck_assert_int_eq(r->status, 300);
+	fut_unref(f);
+	/* A cancel during a later hop ends it. */
+	f = fut_http_fetch(loop, url(srv, "/redirect?code=302&to=/sleep?ms=5000"),
+			   &o);
+	run_for(loop, 100);
+	ck_assert_int_eq(fut_state(f), FUT_PENDING);
+	fut_cancel(f);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_error(f), -ECANCELED);
+	fut_unref(f);
+	fut_http_server_free(srv2);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
 
 START_TEST(expect_hook_refuses_before_the_body)
 {
@@ -2032,7 +2179,7 @@ START_TEST(fetch_request_shape)
 		fut_unref(job);
 		close(ls);
 	}
-	struct fut_http_fetch_opts ro = { .reserved32 = 1 };
+	struct fut_http_fetch_opts ro = { .reserved = { 0, 1 } };
 	f = fut_http_fetch(loop, u, &ro);
 	ck_assert_int_eq(fut_error(f), -EINVAL);
 	fut_unref(f);
@@ -3365,6 +3512,7 @@ Suite *http_suite(void)
 	TCase *tc = tcase_create("server-client");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, fetch_get_post_head);
+	tcase_add_test(tc, fetch_follows_redirects);
 	tcase_add_test(tc, default_host_is_dual_stack);
 	tcase_add_test(tc, fetch_request_shape);
 	tcase_add_test(tc, fetch_queue_skips_capped_requests);

@@ -207,7 +207,8 @@ struct fut_http_fetch_opts {
 	uint32_t max_header_bytes;   /* response head; 0: 65536 */
 	uint32_t max_headers;        /* response header fields; 0: 100 */
 	uint32_t idle_timeout_ms;    /* pooled connection kept idle; 0: 4000 */
-	uint32_t reserved32;         /* must be zero */
+	uint32_t max_redirects;      /* 3xx followed; 0: none, the 3xx is
+					the result */
 	uint64_t reserved[2];        /* must be zero */
 };
 
@@ -220,6 +221,7 @@ struct fut_http_response {
 	size_t num_headers;
 	char *body;                  /* NUL-terminated for convenience */
 	size_t body_len;
+	const char *url;             /* fetched: after redirects, the last */
 };
 
 /* Fetch an http:// URL. The future resolves with a struct
