@@ -487,7 +487,7 @@ static int ep_cancel(struct fut_loop *loop, struct fut__op *op)
 	if (op->bq == Q_NONE || (size_t)op->fd >= ep->nfds)
 		return -EBUSY;
 	fut__opq_unlink(&ep->fds[op->fd].q[op->bq - 1], op);
-	fut__op_complete(op, -ECANCELED);
+	fut__op_complete(op, fut__cancel_result(op));
 	return 0;
 }
 

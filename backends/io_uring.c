@@ -564,6 +564,13 @@ static void ur_submit(struct fut_loop *loop, struct fut__op *op)
 	}
 	if (op->kind == OP_WRITE && !is_file(fs, op->fd) && fs->kind == FUT__FD_SOCK)
 		fut__socket_write(op);
+	/* The ring's MSG_WAITALL retry would run messages together (three
+	 * SEQPACKET messages came back as one); a message is whole with or
+	 * without the flag, as recv(2) keeps them. */
+	if (op->kind == OP_RECV &&
+	    (op->flags & (MSG_WAITALL | MSG_PEEK)) == MSG_WAITALL &&
+	    !fut__sock_gathers(op->fd))
+		op->flags &= ~MSG_WAITALL;
 	int qi = fut__op_side(op->kind);
 	OP_QI(op) = (uint64_t)qi;
 	if (fs->inflight[qi]) {

@@ -544,7 +544,7 @@ static int th_cancel(struct fut_loop *loop, struct fut__op *op)
 		int fd = op->fd, qi = (int)OP_QI(op);
 		run_del(&t->fds[fd], op);
 		op->bq = B_NONE;
-		fut__op_complete(op, -ECANCELED);
+		fut__op_complete(op, fut__cancel_result(op));
 		advance(t, fd, qi);
 		return 0;
 	}

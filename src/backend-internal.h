@@ -81,6 +81,15 @@ static inline int64_t fut__file_poll(short events)
 /* A stream socket: a short MSG_WAITALL recv on it goes on (src/io.c). */
 bool fut__sock_gathers(int fd);
 
+/* What a cancelled op ends with: the bytes a MSG_WAITALL recv gathered
+ * before the cancel are taken from the socket, so they are its result
+ * (as the ring's own cancel gives them), not lost in -ECANCELED. */
+static inline int64_t fut__cancel_result(const struct fut__op *op)
+{
+	return op->kind == OP_RECV && op->done ? (int64_t)op->done
+						: -ECANCELED;
+}
+
 static inline int64_t fut__poll_result(short revents)
 {
 	return revents & POLLNVAL ? -EBADF : revents;

@@ -328,7 +328,7 @@ static int64_t recv_all(struct fut__op *op)
 			int w = wait_ready(op, op->fd, POLLIN);
 			if (w == 0)
 				continue;
-			return w;
+			return op->done ? (int64_t)op->done : w;
 		}
 		return op->done ? (int64_t)op->done : -errno;
 	}

@@ -648,6 +648,34 @@ START_TEST(recv_waitall_gathers)
 	ck_assert(!memcmp(buf, "abcdefgh", 8));
 	fut_unref(f);
 	close_pair(loop, sv);
+	/* A cancel after some bytes came: they are the result, not lost
+	 * (the socket no longer has them). */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(write(sv[1], "abc", 3), 3);
+	f = fut_recv(loop, sv[0], buf, 8, MSG_WAITALL);
+	run_for(loop, 50);
+	ck_assert_int_eq(fut_state(f), FUT_PENDING);
+	fut_cancel(f);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_value(f), 3);
+	ck_assert(!memcmp(buf, "abc", 3));
+	fut_unref(f);
+	close_pair(loop, sv);
+	/* A SEQPACKET message is whole with the flag or without: never run
+	 * together with the next. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	ck_assert_int_eq(write(sv[1], "abc", 3), 3);
+	ck_assert_int_eq(write(sv[1], "defg", 4), 4);
+	f = fut_recv(loop, sv[0], buf, 8, MSG_WAITALL);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_value(f), 3);
+	fut_unref(f);
+	f = fut_recv(loop, sv[0], buf, 8, MSG_WAITALL);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_value(f), 4);
+	ck_assert(!memcmp(buf, "defg", 4));
+	fut_unref(f);
+	close_pair(loop, sv);
 	/* MSG_PEEK never gives the same bytes twice in one result. */
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	char pk[16];
@@ -1376,6 +1404,14 @@ START_TEST(ops_past_the_worker_cap_still_end)
 	ck_assert_int_eq(fut_value(wa), 4);
 	ck_assert(!memcmp(wb, "abcd", 4));
 	fut_unref(wa);
+	/* Gathered by the loop, then timed out: the bytes are the result. */
+	fut *wt = fut_timeout(fut_recv(loop, w[0], wb, sizeof(wb),
+				       MSG_WAITALL), 80);
+	ck_assert_int_eq(write(w[1], "ef", 2), 2);
+	wait_for(loop, wt);
+	ck_assert_int_eq(fut_value(wt), 2);
+	ck_assert(!memcmp(wb, "ef", 2));
+	fut_unref(wt);
 	fut *pk = fut_recv(loop, w[0], pb, sizeof(pb), MSG_WAITALL | MSG_PEEK);
 	ck_assert_int_eq(write(w[1], "xy", 2), 2);
 	run_for(loop, 40);
