@@ -44,6 +44,10 @@
 #define DEF_IDLE_MS 4000
 #define DEF_MAX_HEADERS 100
 #define DEF_MAX_HEADER_BYTES 65536
+/* Each hop's request is held until the result ends (its cancel callback
+ * is on the result future): a bound, where a redirect loop went on for
+ * as long as the server answered (20000 hops: 125 MB). */
+#define MAX_REDIRECTS 100
 #define MAX_MAX_HEADERS 10000 /* bounds the per-request array */
 #define ALONGSIDE_MIN 16384  /* a request larger is read while it is sent */
 
@@ -585,18 +589,25 @@ static void conn_release(struct request *r, int reusable)
 
 static int follow(struct request *r, int reusable);
 
+static bool redirect_status(int st)
+{
+	return st == 301 || st == 302 || st == 303 || st == 307 || st == 308;
+}
+
 /* Resolve with one block: the struct, the headers, the head, the body. */
 static void req_finish(struct request *r, const char *body, size_t blen,
 		       int reusable)
 {
 	struct conn *c = r->conn;
-	if (r->sio && r->rh.status < 400) {
+	if (r->sio && r->rh.status < 400 && !(r->fw && r->fw->left &&
+					       redirect_status(r->rh.status))) {
 		/* The server answered before it had the whole body, and
 		 * not with an error: it may still read it (an upload acted on
 		 * after an early 200, as nginx reads and drops a body after
 		 * its response). The exchange ends when the body is out, not
 		 * with the rest cut off. An error status says the body is not
-		 * wanted: the send stops (RFC 9112 9.5). */
+		 * wanted: the send stops (RFC 9112 9.5); so does a redirect
+		 * that will be followed (the body goes to the next hop). */
 		r->fin_pending = true;
 		r->fin_off = body ? (size_t)(body - c->buf) : SIZE_MAX;
 		r->fin_len = blen;
@@ -1517,7 +1528,8 @@ static void remove_dots(char *p)
  * A Location (RFC 9110 10.2.2) against the URL that got it (RFC 3986
  * 5.2): absolute, "//authority/...", "/path", "?query" or relative to
  * the base's directory; the fragment goes (never sent). NULL for another
- * scheme than http: (https: needs TLS) or no memory.
+ * scheme than http: (https: needs TLS) or no memory. ref is NUL-terminated
+ * at rl.
  */
 static char *resolve_ref(const char *base, const char *ref, size_t rl)
 {
@@ -1606,6 +1618,29 @@ static bool origin_bound(const char *line)
 	       fut__http_ieq(line, nl, "host");
 }
 
+/* Fields about the content: they go with it when a redirect drops the
+ * body (RFC 9110 15.4, point 5). */
+static bool content_bound(const char *line)
+{
+	size_t nl = strcspn(line, ":");
+	return (nl >= 8 && !strncasecmp(line, "content-", 8)) ||
+	       fut__http_ieq(line, nl, "digest") ||
+	       fut__http_ieq(line, nl, "last-modified");
+}
+
+/* Drop the caller's fields that drop(line) names. */
+static void drop_fields(char **headers, bool (*drop)(const char *))
+{
+	char **w = headers;
+	for (char **h = headers; *h; h++) {
+		if (drop(*h))
+			free(*h);
+		else
+			*w++ = *h;
+	}
+	*w = NULL;
+}
+
 /*
  * A complete 3xx with redirects left: if it names where to go, the next
  * hop goes there for the same result future, and the 3xx goes no further
@@ -1616,7 +1651,7 @@ static bool origin_bound(const char *line)
 static int follow(struct request *r, int reusable)
 {
 	int st = r->rh.status;
-	if (st != 301 && st != 302 && st != 303 && st != 307 && st != 308)
+	if (!redirect_status(st))
 		return 0;
 	const struct fut_http_header *loc = NULL;
 	for (size_t i = 0; i < r->rh.num_headers; i++) {
@@ -1629,7 +1664,10 @@ static int follow(struct request *r, int reusable)
 	}
 	if (!loc)
 		return 0;
-	char *next = resolve_ref(r->url, loc->value, loc->value_len);
+	/* A copy: the value is a view into the buffer, with no NUL after. */
+	char *lv = strndup(loc->value, loc->value_len);
+	char *next = lv ? resolve_ref(r->url, lv, loc->value_len) : NULL;
+	free(lv);
 	char *host = NULL, port[8];
 	const char *path;
 	if (!next || parse_url(next, &host, port, &path) < 0) {
@@ -1652,17 +1690,10 @@ static int follow(struct request *r, int reusable)
 		fw->method = NULL;
 		fw->body = NULL;
 		fw->body_len = 0;
+		drop_fields(fw->headers, content_bound);
 	}
-	if (!same) {
-		char **w = fw->headers;
-		for (char **h = fw->headers; *h; h++) {
-			if (origin_bound(*h))
-				free(*h);
-			else
-				*w++ = *h;
-		}
-		*w = NULL;
-	}
+	if (!same)
+		drop_fields(fw->headers, origin_bound);
 	r->phase = R_DONE;
 	phase_timer_stop(r);
 	conn_release(r, reusable);
@@ -1710,7 +1741,7 @@ fut *fut_http_fetch(fut_loop *loop, const char *url,
 		o.max_header_bytes = DEF_MAX_HEADER_BYTES;
 	if (!o.max_headers)
 		o.max_headers = DEF_MAX_HEADERS;
-	if (o.max_headers > MAX_MAX_HEADERS)
+	if (o.max_headers > MAX_MAX_HEADERS || o.max_redirects > MAX_REDIRECTS)
 		return fut_rejected(loop, -EINVAL);
 	fut *res = fut_new(loop);
 	if (!res)

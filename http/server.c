@@ -105,6 +105,8 @@ struct conn {
 	int unwatched;      /* a pipelined request came: watch no more */
 	int io_is_send;
 	int closing;        /* close once io and the handler are done */
+	int in_hook;        /* the expect hook runs: conn_free waits */
+	int free_after_hook;
 	int timed_out;
 	uint64_t deadline;  /* loop ms; 0: none */
 	size_t body_next;   /* body bytes that move the deadline on */
@@ -288,6 +290,10 @@ static void fail_waiters(struct fut_http_req *r, int err)
 
 static void conn_free(struct conn *c)
 {
+	if (c->in_hook) { /* expect_refused still looks at it */
+		c->free_after_hook = 1;
+		return;
+	}
 	detach(c);
 	fail_waiters(&c->req, -EPIPE);
 	free(c->in);
@@ -827,7 +833,13 @@ static int expect_refused(struct conn *c)
 	r->close_after = 1; /* an answer here says Connection: close */
 	c->phase = P_HANDLER;
 	c->handler_since = now_ms(c);
+	c->in_hook = 1;
 	s->o.expect(r, s->o.arg);
+	c->in_hook = 0;
+	if (c->free_after_hook) { /* freed the server, then answered */
+		conn_free(c);
+		return 1;
+	}
 	if (c->phase == P_CLOSED) {
 		/* The hook freed the server: with nothing answered, nobody
 		 * will end the request (a response under way ends it). */

@@ -766,6 +766,27 @@ START_TEST(fetch_follows_redirects)
 	ck_assert_msg(!strncmp(r->body, "PUT\n", 4), "%s", r->body);
 	ck_assert(strcasestr(r->body, "content-length: 3"));
 	fut_unref(f);
+	/* Fields about the dropped body go with it. */
+	static const char *const ct[] = { "Content-Type: text/plain",
+					  "Content-Language: en", "X-Keep: 1",
+					  NULL };
+	struct fut_http_fetch_opts cto = po;
+	cto.headers = ct;
+	r = fetch_ok(loop, &f, url(srv, "/redirect?code=303&to=/dump"), &cto);
+	ck_assert_msg(!strncmp(r->body, "GET\n", 4), "%s", r->body);
+	ck_assert(!strcasestr(r->body, "content-"));
+	ck_assert(strstr(r->body, "X-Keep: 1\n"));
+	fut_unref(f);
+	r = fetch_ok(loop, &f, url(srv, "/redirect?code=307&to=/dump"), &cto);
+	ck_assert(strstr(r->body, "Content-Type: text/plain\n"));
+	fut_unref(f);
+	/* An authority with no path. */
+	char bare[128];
+	snprintf(bare, sizeof(bare), "/redirect?code=302&to=//127.0.0.1:%d",
+		 fut_http_server_port(srv));
+	r = fetch_ok(loop, &f, url(srv, bare), &o);
+	ck_assert_str_eq(r->body, "hello world\n");
+	fut_unref(f);
 	/* Credentials go to the same origin only. */
 	static const char *const hdrs[] = { "Authorization: Basic eDp5",
 					    "X-Keep: 1", NULL };
@@ -793,6 +814,11 @@ START_TEST(fetch_follows_redirects)
 	fut_unref(f);
 	r = fetch_ok(loop, &f, url(srv, "/redirect?code=300&to=/"), &o);
 	ck_assert_int_eq(r->status, 300);
+	fut_unref(f);
+	/* At most 100 hops: each is held until the result ends. */
+	struct fut_http_fetch_opts many = { .max_redirects = 101 };
+	f = fut_http_fetch(loop, url(srv, "/"), &many);
+	ck_assert_int_eq(fut_error(f), -EINVAL);
 	fut_unref(f);
 	/* A cancel during a later hop ends it. */
 	f = fut_http_fetch(loop, url(srv, "/redirect?code=302&to=/sleep?ms=5000"),
@@ -864,11 +890,14 @@ END_TEST
  * with the head went to the freed server's handler). */
 static fut_http_server *hook_srv;
 
+static int hook_answers;
+
 static void expect_frees(fut_http_req *req, void *arg)
 {
-	(void)req;
 	(void)arg;
 	fut_http_server_free(hook_srv);
+	if (hook_answers)
+		ck_assert_int_eq(fut_http_respond(req, 401, NULL, 0), -EPIPE);
 }
 
 START_TEST(expect_hook_may_free_the_server)
@@ -882,11 +911,13 @@ START_TEST(expect_hook_may_free_the_server)
 		"Expect: 100-continue\r\n\r\n",
 	};
 	fut_loop *loop = new_loop();
-	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+	for (size_t i = 0; i < 2 * sizeof(reqs) / sizeof(reqs[0]); i++) {
+		hook_answers = i >= sizeof(reqs) / sizeof(reqs[0]);
 		struct fut_http_server_opts o = { .expect = expect_frees };
 		hook_srv = serve(loop, &o);
 		struct raw x;
-		raw(loop, hook_srv, &x, reqs[i], strlen(reqs[i]));
+		const char *q = reqs[i % (sizeof(reqs) / sizeof(reqs[0]))];
+		raw(loop, hook_srv, &x, q, strlen(q));
 		ck_assert_msg(x.eof && x.got_len == 0, "%zu: %s", i, x.got);
 	}
 	ck_assert_int_eq(fut_loop_free(loop), 0);
@@ -2272,6 +2303,67 @@ START_TEST(fetch_early_response_during_upload)
 }
 END_TEST
 
+/* Answers 303 to /x before reading the upload and keeps the connection
+ * open, then serves /x on the next connection. */
+static int64_t early_303_job(void *arg)
+{
+	int ls = *(int *)arg;
+	int c = accept(ls, NULL, NULL);
+	if (c < 0)
+		return -errno;
+	char buf[4096];
+	recv(c, buf, sizeof(buf), 0);
+	static const char r303[] = "HTTP/1.1 303 See Other\r\nLocation: /x\r\n"
+				   "Content-Length: 0\r\n\r\n";
+	send(c, r303, sizeof(r303) - 1, MSG_NOSIGNAL);
+	int c2 = accept(ls, NULL, NULL);
+	ssize_t n = c2 >= 0 ? recv(c2, buf, sizeof(buf) - 1, 0) : -1;
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+				 "Connection: close\r\n\r\nok";
+	if (n > 0)
+		send(c2, ok, sizeof(ok) - 1, MSG_NOSIGNAL);
+	usleep(20000);
+	close(c);
+	if (c2 >= 0)
+		close(c2);
+	return n > 0 && !strncmp(buf, "GET /x ", 7);
+}
+
+/* A redirect to follow that comes while the upload is still going out
+ * stops it (the body is not wanted there): the next hop went only when
+ * the request timed out, the upload still being sent to a server that had
+ * answered. */
+START_TEST(fetch_redirect_during_upload)
+{
+	fut_loop *loop = new_loop();
+	char u[64];
+	size_t len = 16u << 20;
+	char *body = calloc(1, len);
+	ck_assert_ptr_nonnull(body);
+	int ls = bound_socket(u);
+	ck_assert_int_eq(listen(ls, 4), 0);
+	fut *job = fut_run_blocking(loop, early_303_job, &ls);
+	struct fut_http_fetch_opts o = { .body = body, .body_len = len,
+					 .max_redirects = 1,
+					 .request_timeout_ms = 5000 };
+	uint64_t t0 = fut_loop_now(loop);
+	fut *f = fut_http_fetch(loop, u, &o);
+	wait_for(loop, f);
+	const struct fut_http_response *r = fut_http_response_of(f);
+	ck_assert_msg(r, "%s", fut_strerror(fut_error(f)));
+	ck_assert_int_eq(r->status, 200);
+	ck_assert_str_eq(r->body, "ok");
+	ck_assert_uint_lt(fut_loop_now(loop) - t0, 3000);
+	fut_unref(f);
+	wait_for(loop, job);
+	ck_assert_int_eq(fut_value(job), 1);
+	fut_unref(job);
+	close(ls);
+	free(body);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 /* A reused connection that dies under a request is retried on a new one
  * for GET, never for POST: the server may have acted on it (RFC 9112
  * 9.3.1). */
@@ -3517,6 +3609,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, fetch_request_shape);
 	tcase_add_test(tc, fetch_queue_skips_capped_requests);
 	tcase_add_test(tc, fetch_early_response_during_upload);
+	tcase_add_test(tc, fetch_redirect_during_upload);
 	tcase_add_test(tc, no_content_statuses_and_absolute_host);
 	tcase_add_test(tc, keepalive_pipelining_in_order);
 	tcase_add_test(tc, client_close_ends_cleanly);
