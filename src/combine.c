@@ -135,7 +135,11 @@ fut *fut_then(fut *f, fut_then_fn fn, void *arg)
 	struct then *t = fn ? malloc(sizeof(*t)) : NULL;
 	if (!t) {
 		fut_unref(f);
-		fut__complete(g, 0, fn ? -ENOMEM : -EINVAL);
+		if (fn) { /* NULL on exhaustion, as fut__alloc's failure */
+			fut_unref(g);
+			return NULL;
+		}
+		fut__complete(g, 0, -EINVAL);
 		return g;
 	}
 	t->fn = fn;
