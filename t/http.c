@@ -303,6 +303,22 @@ static void raw(fut_loop *loop, fut_http_server *srv, struct raw *x,
 	fut_unref(f);
 }
 
+/* raw(), and `then` sent once the first reply bytes arrive (a body after
+ * a 100 Continue). */
+static void raw_then(fut_loop *loop, fut_http_server *srv, struct raw *x,
+		     const char *bytes, const char *then)
+{
+	memset(x, 0, sizeof(*x));
+	x->port = fut_http_server_port(srv);
+	x->send = bytes;
+	x->send_len = strlen(bytes);
+	x->send2 = then;
+	fut *f = fut_run_blocking(loop, raw_job, x);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_error(f), 0);
+	fut_unref(f);
+}
+
 static int count(const char *hay, const char *needle)
 {
 	int n = 0;
@@ -649,15 +665,10 @@ START_TEST(expect_continue)
 	struct fut_http_server_opts o = { 0 };
 	fut_http_server *srv = serve(loop, &o);
 	struct raw x;
-	memset(&x, 0, sizeof(x));
-	x.port = fut_http_server_port(srv);
-	x.send = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-		 "Expect: 100-continue\r\nConnection: close\r\n\r\n";
-	x.send_len = strlen(x.send);
-	x.send2 = "hello";
-	fut *f = fut_run_blocking(loop, raw_job, &x);
-	wait_for(loop, f);
-	fut_unref(f);
+	raw_then(loop, srv, &x,
+		 "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+		 "Expect: 100-continue\r\nConnection: close\r\n\r\n",
+		 "hello");
 	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ",
 			       37), "%s", x.got);
 	ck_assert(strstr(x.got, "\r\n\r\nhello"));
@@ -841,16 +852,11 @@ START_TEST(expect_hook_refuses_before_the_body)
 	struct fut_http_server_opts o = { .expect = expect_hook };
 	fut_http_server *srv = serve(loop, &o);
 	struct raw x;
-	memset(&x, 0, sizeof(x));
-	x.port = fut_http_server_port(srv);
 	/* Refused: no 100, the answer says it closes, and it does. */
-	x.send = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-		 "Expect: 100-continue\r\n\r\n";
-	x.send_len = strlen(x.send);
-	x.send2 = "hello";
-	fut *f = fut_run_blocking(loop, raw_job, &x);
-	wait_for(loop, f);
-	fut_unref(f);
+	raw_then(loop, srv, &x,
+		 "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+		 "Expect: 100-continue\r\n\r\n",
+		 "hello");
 	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 401 ", 13), "%s", x.got);
 	ck_assert(strstr(x.got, "\r\nWWW-Authenticate: Basic realm=\"t\"\r\n"));
 	ck_assert(strstr(x.got, "\r\nConnection: close\r\n"));
@@ -860,15 +866,10 @@ START_TEST(expect_hook_refuses_before_the_body)
 	ck_assert_int_eq(expect_calls, 1);
 	/* Let through: 100, then the handler, without the hook's field;
 	 * the connection stays open for a second request. */
-	memset(&x, 0, sizeof(x));
-	x.port = fut_http_server_port(srv);
-	x.send = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-		 "Authorization: Basic eDp5\r\nExpect: 100-continue\r\n\r\n";
-	x.send_len = strlen(x.send);
-	x.send2 = "helloGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-	f = fut_run_blocking(loop, raw_job, &x);
-	wait_for(loop, f);
-	fut_unref(f);
+	raw_then(loop, srv, &x,
+		 "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+		 "Authorization: Basic eDp5\r\nExpect: 100-continue\r\n\r\n",
+		 "helloGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
 	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ",
 			       37), "%s", x.got);
 	ck_assert(strstr(x.got, "\r\n\r\nhelloHTTP/1.1 200 "));
