@@ -648,13 +648,13 @@ static void req_finish(struct request *r, const char *body, size_t blen,
 	res->num_headers = nh;
 	res->body = b;
 	res->body_len = blen;
-	r->phase = R_DONE;
-	phase_timer_stop(r);
-	if (live_add(res) < 0) {
+	if (live_add(res) < 0) { /* failed before R_DONE: req_fail ends it */
 		free(res);
 		req_fail(r, -ENOMEM);
 		return;
 	}
+	r->phase = R_DONE;
+	phase_timer_stop(r);
 	if (fut_resolve_ptr(r->result, res, resp_free) < 0)
 		resp_free(res); /* the caller cancelled the future meanwhile */
 	conn_release(r, reusable);
