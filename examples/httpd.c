@@ -141,6 +141,11 @@ static void handle(fut_http_req *req, void *arg)
 		fut_http_resp_header(req, "Connection", "close");
 		fut_http_resp_header(req, "Content-Type", "text/plain");
 		fut_http_respond(req, 501, "not implemented\n", 16);
+	} else if (eq(h->path, h->path_len, "*")) {
+		/* OPTIONS * (the parser allows "*" for nothing else): the
+		 * server as a whole (RFC 9110 9.3.7). */
+		fut_http_resp_header(req, "Allow", "GET, HEAD, POST, OPTIONS");
+		fut_http_respond(req, 204, NULL, 0);
 	} else if (eq(h->path, h->path_len, "/")) {
 		if (!get)
 			return not_allowed(req, "GET, HEAD");
