@@ -319,6 +319,20 @@ else
 	grep '^[<>*]' "$T/c6.err" | head -30 | sed 's/^/    | /'
 fi
 
+# An upload httpd would refuse anyway (PUT to /echo: 405) is refused
+# before curl sends it: no 100, the answer at once, the body unsent.
+code=$($CURL -v -H "Expect: 100-continue" -T "$T/100k.bin" \
+	--expect100-timeout 5 -o /dev/null \
+	-w '%{http_code} %{time_total} %{size_upload}' "$URL/echo" 2>"$T/c6b.err")
+set -- $code
+if [ "$1" = 405 ] && ! grep -q '^< HTTP/1.1 100' "$T/c6b.err" &&
+	awk -v t="$2" -v u="$3" 'BEGIN { exit !(t < 2 && u < 102400) }'; then
+	pass "1 Expect: 100-continue PUT /echo refused (405) before the upload"
+else
+	fail "1 Expect: 100-continue PUT /echo: status/time/uploaded '$code'"
+	grep '^[<>*]' "$T/c6b.err" | head -30 | sed 's/^/    | /'
+fi
+
 code=$($CURL -o /dev/null -w '%{http_code}' "$URL/nope" 2>"$T/c7.err")
 if [ "$code" = 404 ]; then
 	pass "1 GET /nope -> 404"
