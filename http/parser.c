@@ -200,6 +200,23 @@ static int parse_te(const char *v, size_t n, struct framing *fr)
 	return 0;
 }
 
+/*
+ * A request line longer than max: 414 if the target is what makes it
+ * long; 400 (RFC 9112 3: an invalid request line) if the target ended in
+ * time and more than a version's 8 bytes follow it ("GET / HTTP/1.1" and
+ * then junk, or a run of spaces). Judged on the first max bytes only, as
+ * the length is, so every split of the bytes gives the same answer.
+ */
+static int too_long(const char *line, size_t max)
+{
+	const char *end = line + max;
+	const char *sp1 = memchr(line, ' ', max);
+	const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(end - sp1 - 1))
+			      : NULL;
+	return sp2 && end - (sp2 + 1) > 8 ? FUT_HTTP_EBADREQ
+					  : FUT_HTTP_EURITOOLONG;
+}
+
 static int hexval(int c);
 
 /* unreserved / sub-delims (RFC 3986 2.2, 2.3) */
@@ -552,7 +569,7 @@ int fut_http_parse_request(const char *buf, size_t len, size_t last_len,
 	if (so_far && buf[upto - 1] == '\r')
 		so_far--;
 	if (so_far > lim.max_request_line)
-		return FUT_HTTP_EURITOOLONG;
+		return too_long(buf + s, lim.max_request_line);
 	if (!nl)
 		return len > lim.max_header_bytes ? FUT_HTTP_EHDRTOOBIG :
 						    FUT_HTTP_EINCOMPLETE;
