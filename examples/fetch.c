@@ -7,8 +7,8 @@
  * -d sends BODY (then the method defaults to POST); -d @FILE sends the
  * bytes of FILE as they are, -d @- those of stdin. Redirects are not
  * followed (a 3xx is a response like another) unless -L says so, as
- * curl's: up to 20, and a "Location:" line on stderr for each one that
- * was (the last URL).
+ * curl's: up to 20 (a 21st fails, exit 1), and a "Location:" line on
+ * stderr with the last URL.
  * Exit status: 0 for a 1xx-3xx response, 1 for a 4xx/5xx response or any
  * failure (bad URL, refused, timed out, malformed response, unreadable
  * FILE: a message on stderr says which), 2 for a usage error.
@@ -163,6 +163,12 @@ int main(int argc, char **argv)
 		if (fwrite(r->body, 1, r->body_len, stdout) != r->body_len ||
 		    fflush(stdout) != 0)
 			fprintf(stderr, "fetch: cannot write the body\n");
+		else if (o.max_redirects && r->redirects == o.max_redirects &&
+			 r->status / 100 == 3 &&
+			 fut_http_response_header(r, "Location", NULL))
+			/* as curl -L: the hops ran out, not an answer */
+			fprintf(stderr, "fetch: %s: more than %u redirects\n",
+				url, o.max_redirects);
 		else
 			status = r->status >= 400;
 	}

@@ -640,6 +640,7 @@ static void req_finish(struct request *r, const char *body, size_t blen,
 		memcpy(b, body, blen);
 	b[blen] = '\0';
 	res->url = memcpy(b + blen + 1, r->url, ul);
+	res->redirects = r->fw ? r->o.max_redirects - r->fw->left : 0;
 	res->status = r->rh.status;
 	res->minor_version = r->rh.minor_version;
 	res->reason = r->rh.reason + d;
@@ -1545,6 +1546,13 @@ static char *resolve_ref(const char *base, const char *ref, size_t rl)
 	}
 	if (sl && !(sl == 4 && !strncasecmp(ref, "http", 4)))
 		return NULL;
+	/* "http:path" (no "//"): the base's own scheme, so a relative
+	 * reference, as browsers read it (RFC 3986 5.2.2, non-strict). */
+	if (sl && !(rl >= sl + 3 && ref[sl + 1] == '/' && ref[sl + 2] == '/')) {
+		ref += sl + 1;
+		rl -= sl + 1;
+		sl = 0;
+	}
 	/* base is "http://authority[/path][?query]" (parse_url took it) */
 	size_t ba = 7 + strcspn(base + 7, "/?#");
 	size_t bp = ba + strcspn(base + ba, "?#");
@@ -1566,9 +1574,6 @@ static char *resolve_ref(const char *base, const char *ref, size_t rl)
 		n = 5 + al;
 		rest = ref + al;
 		restl = rl - al;
-	} else if (sl) {
-		free(u);
-		return NULL; /* "http:path": no authority */
 	} else {
 		memcpy(u, base, ba);
 		n = ba;
@@ -1605,6 +1610,31 @@ static char *resolve_ref(const char *base, const char *ref, size_t rl)
 		memmove(u + pa + nl, u + pe, strlen(u + pe) + 1);
 	}
 	return u;
+}
+
+/*
+ * The Location as a string (the value is a view into the buffer, with no
+ * NUL after), with spaces and bytes outside ASCII percent-encoded, as
+ * browsers and curl send them: a server that redirects to "/a b" or to a
+ * raw UTF-8 path is followed, not left as the answer.
+ */
+static char *location_copy(const char *v, size_t n)
+{
+	char *s = malloc(3 * n + 1), *w = s;
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (c <= 0x20 || c >= 0x7f) {
+			*w++ = '%';
+			*w++ = "0123456789ABCDEF"[c >> 4];
+			*w++ = "0123456789ABCDEF"[c & 15];
+		} else {
+			*w++ = (char)c;
+		}
+	}
+	*w = '\0';
+	return s;
 }
 
 /* Fields that carry the caller's credentials or name its first host:
@@ -1664,9 +1694,8 @@ static int follow(struct request *r, int reusable)
 	}
 	if (!loc)
 		return 0;
-	/* A copy: the value is a view into the buffer, with no NUL after. */
-	char *lv = strndup(loc->value, loc->value_len);
-	char *next = lv ? resolve_ref(r->url, lv, loc->value_len) : NULL;
+	char *lv = location_copy(loc->value, loc->value_len);
+	char *next = lv ? resolve_ref(r->url, lv, strlen(lv)) : NULL;
 	free(lv);
 	char *host = NULL, port[8];
 	const char *path;

@@ -94,6 +94,10 @@ static void handler(fut_http_req *req, void *arg)
 		if (to)
 			fut_http_resp_header(req, "Location", loc);
 		fut_http_respond(req, atoi(q + 5), "moved\n", 6);
+	} else if (route(req, "GET", "/spaced")) {
+		/* a Location as some servers send it: a space, raw UTF-8 */
+		fut_http_resp_header(req, "Location", "/hop/0 \xc3\xa9");
+		fut_http_respond(req, 302, NULL, 0);
 	} else if (h->path_len >= 5 && !memcmp(h->path, "/hop/", 5)) {
 		/* /hop/N sends to N-1, relative to itself; /hop/0 is the end */
 		int n = atoi(h->path + 5);
@@ -743,11 +747,22 @@ START_TEST(fetch_follows_redirects)
 	ck_assert_int_eq(r->status, 200);
 	ck_assert_str_eq(r->body, "done");
 	ck_assert_str_eq(r->url, url(srv, "/hop/0"));
+	ck_assert_uint_eq(r->redirects, 3);
+	fut_unref(f);
+	/* Followed as browsers do: spaces and bytes outside ASCII encoded,
+	 * "http:path" as a relative reference. */
+	r = fetch_ok(loop, &f, url(srv, "/spaced"), &o);
+	ck_assert_str_eq(r->body, "done");
+	ck_assert_str_eq(r->url, url(srv, "/hop/0%20%C3%A9"));
+	fut_unref(f);
+	r = fetch_ok(loop, &f, url(srv, "/redirect?code=302&to=http:hop/0"), &o);
+	ck_assert_str_eq(r->body, "done");
 	fut_unref(f);
 	struct fut_http_fetch_opts o2 = { .max_redirects = 2 };
 	r = fetch_ok(loop, &f, url(srv, "/hop/3"), &o2);
 	ck_assert_int_eq(r->status, 302);
 	ck_assert(ends_with(r->url, "/hop/1"));
+	ck_assert_uint_eq(r->redirects, 2);
 	fut_unref(f);
 	r = fetch_ok(loop, &f, url(srv,
 		"/redirect?code=301&to=./a/../../hop/./0?q#frag"), &o);

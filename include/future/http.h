@@ -222,6 +222,7 @@ struct fut_http_response {
 	char *body;                  /* NUL-terminated for convenience */
 	size_t body_len;
 	const char *url;             /* fetched: after redirects, the last */
+	unsigned redirects;          /* how many were followed */
 };
 
 /* Fetch an http:// URL. The future resolves with a struct
