@@ -76,8 +76,6 @@ static inline int64_t fut__file_poll(short events)
 	return r ? r : -EINVAL;
 }
 
-/* A poll(2) result as fut_poll's: POLLNVAL (a number closed behind the
- * loop's back) is EBADF, on every backend. */
 /* A stream socket: a short MSG_WAITALL recv on it goes on (src/io.c). */
 bool fut__sock_gathers(int fd);
 
@@ -90,6 +88,8 @@ static inline int64_t fut__cancel_result(const struct fut__op *op)
 						: -ECANCELED;
 }
 
+/* A poll(2) result as fut_poll's: POLLNVAL (a number closed behind the
+ * loop's back) is EBADF, on every backend. */
 static inline int64_t fut__poll_result(short revents)
 {
 	return revents & POLLNVAL ? -EBADF : revents;
