@@ -84,6 +84,13 @@ static int body_from(const char *name, char **body, size_t *len)
 	return 1;
 }
 
+/* The statuses fut_http_fetch follows (fut_http_fetch(3), REDIRECTS). */
+static int followable(int status)
+{
+	return status == 301 || status == 302 || status == 303 ||
+	       status == 307 || status == 308;
+}
+
 int main(int argc, char **argv)
 {
 	struct fut_http_fetch_opts o = { 0 };
@@ -164,7 +171,7 @@ int main(int argc, char **argv)
 		    fflush(stdout) != 0)
 			fprintf(stderr, "fetch: cannot write the body\n");
 		else if (o.max_redirects && r->redirects == o.max_redirects &&
-			 r->status / 100 == 3 &&
+			 followable(r->status) &&
 			 fut_http_response_header(r, "Location", NULL))
 			/* as curl -L: the hops ran out, not an answer */
 			fprintf(stderr, "fetch: %s: more than %u redirects\n",

@@ -203,7 +203,8 @@ static int parse_te(const char *v, size_t n, struct framing *fr)
 /*
  * A request line longer than max: 414 if the target is what makes it
  * long; 400 (RFC 9112 3: an invalid request line) if the target ended in
- * time and more than a version's 8 bytes follow it ("GET / HTTP/1.1" and
+ * time with a version's 8 bytes after it in the limit too, so that what
+ * goes past the limit is junk after the version ("GET / HTTP/1.1" and
  * then junk, or a run of spaces). Judged on the first max bytes only, as
  * the length is, so every split of the bytes gives the same answer.
  */
@@ -213,7 +214,7 @@ static int too_long(const char *line, size_t max)
 	const char *sp1 = memchr(line, ' ', max);
 	const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(end - sp1 - 1))
 			      : NULL;
-	return sp2 && end - (sp2 + 1) > 8 ? FUT_HTTP_EBADREQ
+	return sp2 && end - (sp2 + 1) >= 8 ? FUT_HTTP_EBADREQ
 					  : FUT_HTTP_EURITOOLONG;
 }
 
