@@ -83,6 +83,15 @@ static void handler(fut_http_req *req, void *arg)
 		size_t n;
 		const void *b = fut_http_req_body(req, &n);
 		fut_http_respond(req, 200, b, n);
+	} else if (h->path_len == 8 && !memcmp(h->path, "/b/c/d;p", 8)) {
+		/* RFC 3986 5.4's base path: 302 to ?to=REF, taken as it is */
+		const char *to = memmem(h->query, h->query_len, "to=", 3);
+		char loc[128];
+		snprintf(loc, sizeof(loc), "%.*s",
+			 to ? (int)(h->query + h->query_len - to - 3) : 0,
+			 to ? to + 3 : "");
+		fut_http_resp_header(req, "Location", loc);
+		fut_http_respond(req, 302, NULL, 0);
 	} else if (h->path_len == 9 && !memcmp(h->path, "/redirect", 9)) {
 		/* ?code=NNN&to=LOCATION, "to" last and taken as it is */
 		const char *q = h->query ? h->query : "";
@@ -856,6 +865,49 @@ START_TEST(fetch_follows_redirects)
 	ck_assert_int_eq(fut_error(f), -ECANCELED);
 	fut_unref(f);
 	fut_http_server_free(srv2);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
+/* RFC 3986 5.4's examples (those without a fragment, which a URL cannot
+ * carry to the server), against its base path /b/c/d;p: the redirect's
+ * resolved URL is the one fetched, which the response tells. */
+START_TEST(redirect_locations_resolve_as_rfc3986)
+{
+	static const char *const cases[][2] = {
+		{ "g", "/b/c/g" }, { "./g", "/b/c/g" }, { "g/", "/b/c/g/" },
+		{ "/g", "/g" }, { "?y", "/b/c/d;p?y" }, { "g?y", "/b/c/g?y" },
+		{ ";x", "/b/c/;x" }, { "g;x", "/b/c/g;x" }, { ".", "/b/c/" },
+		{ "./", "/b/c/" }, { "..", "/b/" }, { "../", "/b/" },
+		{ "../g", "/b/g" }, { "../..", "/" }, { "../../", "/" },
+		{ "../../g", "/g" }, { "../../../g", "/g" },
+		{ "../../../../g", "/g" }, { "/./g", "/g" }, { "/../g", "/g" },
+		{ "g.", "/b/c/g." }, { ".g", "/b/c/.g" }, { "g..", "/b/c/g.." },
+		{ "..g", "/b/c/..g" }, { "./../g", "/b/g" },
+		{ "./g/.", "/b/c/g/" }, { "g/./h", "/b/c/g/h" },
+		{ "g/../h", "/b/c/h" }, { "g;x=1/./y", "/b/c/g;x=1/y" },
+		{ "g;x=1/../y", "/b/c/y" }, { "g?y/./x", "/b/c/g?y/./x" },
+		{ "g?y/../x", "/b/c/g?y/../x" },
+		{ "http:g", "/b/c/g" }, /* RFC 5.2.2, non-strict */
+	};
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts so = { 0 };
+	fut_http_server *srv = serve(loop, &so);
+	struct fut_http_fetch_opts o = { .max_redirects = 1 };
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char u[160], want[160];
+		snprintf(u, sizeof(u), "/b/c/d;p?to=%s", cases[i][0]);
+		snprintf(want, sizeof(want), "http://127.0.0.1:%d%s",
+			 fut_http_server_port(srv), cases[i][1]);
+		fut *f;
+		const struct fut_http_response *r = fetch_ok(loop, &f,
+							     url(srv, u), &o);
+		ck_assert_msg(!strcmp(r->url, want), "%s: %s, want %s",
+			      cases[i][0], r->url, want);
+		ck_assert_uint_eq(r->redirects, 1);
+		fut_unref(f);
+	}
 	fut_http_server_free(srv);
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
@@ -3621,6 +3673,7 @@ Suite *http_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, fetch_get_post_head);
 	tcase_add_test(tc, fetch_follows_redirects);
+	tcase_add_test(tc, redirect_locations_resolve_as_rfc3986);
 	tcase_add_test(tc, default_host_is_dual_stack);
 	tcase_add_test(tc, fetch_request_shape);
 	tcase_add_test(tc, fetch_queue_skips_capped_requests);
