@@ -594,13 +594,18 @@ static bool redirect_status(int st)
 	return st == 301 || st == 302 || st == 303 || st == 307 || st == 308;
 }
 
+/* A redirect status with hops left: follow() may take it. */
+static bool may_follow(const struct request *r)
+{
+	return r->fw && r->fw->left && redirect_status(r->rh.status);
+}
+
 /* Resolve with one block: the struct, the headers, the head, the body. */
 static void req_finish(struct request *r, const char *body, size_t blen,
 		       int reusable)
 {
 	struct conn *c = r->conn;
-	if (r->sio && r->rh.status < 400 && !(r->fw && r->fw->left &&
-					       redirect_status(r->rh.status))) {
+	if (r->sio && r->rh.status < 400 && !may_follow(r)) {
 		/* The server answered before it had the whole body, and
 		 * not with an error: it may still read it (an upload acted on
 		 * after an early 200, as nginx reads and drops a body after
@@ -614,7 +619,7 @@ static void req_finish(struct request *r, const char *body, size_t blen,
 		r->fin_reusable = reusable;
 		return;
 	}
-	if (r->fw && r->fw->left && follow(r, reusable))
+	if (may_follow(r) && follow(r, reusable))
 		return;
 	size_t nh = r->rh.num_headers;
 	size_t ul = strlen(r->url) + 1;
@@ -1672,17 +1677,15 @@ static void drop_fields(char **headers, bool (*drop)(const char *))
 }
 
 /*
- * A complete 3xx with redirects left: if it names where to go, the next
+ * A complete response that may_follow: if it names where to go, the next
  * hop goes there for the same result future, and the 3xx goes no further
  * than this connection. Returns 0 (the 3xx is the result) when it is not
- * one to follow: another status, no Location or two, or a Location this
- * client cannot fetch.
+ * one to follow: no Location or two, or a Location this client cannot
+ * fetch.
  */
 static int follow(struct request *r, int reusable)
 {
 	int st = r->rh.status;
-	if (!redirect_status(st))
-		return 0;
 	const struct fut_http_header *loc = NULL;
 	for (size_t i = 0; i < r->rh.num_headers; i++) {
 		const struct fut_http_header *h = &r->rh.headers[i];
