@@ -316,7 +316,10 @@ static int64_t recv_all(struct fut__op *op)
 				 op->flags);
 		if (r > 0) {
 			op->done += (size_t)r;
-			if (op->done < op->len && !fut__sock_gathers(op->fd))
+			/* Short: a datagram, or a blocking recv that a cancel's
+			 * signal cut after some bytes (it says no EINTR then). */
+			if (op->done < op->len &&
+			    (stop_here(op) || !fut__sock_gathers(op->fd)))
 				break;
 			continue;
 		}
