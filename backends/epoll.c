@@ -22,6 +22,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define WAKE_TAG UINT64_MAX
@@ -182,14 +183,31 @@ static void adopt_accepted(struct ep *ep, int nfd, bool stream)
 	fs->rdrained = fs->rdhup = false;
 }
 
+/*
+ * recv(2) and send(2) as bare system calls. The loop's never block
+ * (MSG_DONTWAIT), so they have no use for glibc's cancellation point,
+ * which in a process with more than one thread turns asynchronous
+ * cancellation on and off around each call: four atomic operations per
+ * request and response.
+ */
+static ssize_t nb_recv(int fd, void *buf, size_t len, int flags)
+{
+	return syscall(SYS_recvfrom, fd, buf, len, flags, NULL, NULL);
+}
+
+static ssize_t nb_send(int fd, const void *buf, size_t len, int flags)
+{
+	return syscall(SYS_sendto, fd, buf, len, flags, NULL, 0);
+}
+
 static int64_t send_some(struct fut__op *op)
 {
 	char *p = op->buf;
 	while (op->done < op->len) {
 		ssize_t r;
 		if (op->kind == OP_SEND)
-			r = send(op->fd, p + op->done, op->len - op->done,
-				 op->flags | MSG_DONTWAIT);
+			r = nb_send(op->fd, p + op->done, op->len - op->done,
+				    op->flags | MSG_DONTWAIT);
 		else if (op->off >= 0) /* ESPIPE on a pipe, as the others */
 			r = pwrite(op->fd, p + op->done, op->len - op->done,
 				   op->off + (off_t)op->done);
@@ -212,8 +230,8 @@ static int64_t recv_all(struct fut__op *op)
 {
 	char *p = op->buf;
 	while (op->done < op->len) {
-		ssize_t r = recv(op->fd, p + op->done, op->len - op->done,
-				 op->flags | MSG_DONTWAIT);
+		ssize_t r = nb_recv(op->fd, p + op->done, op->len - op->done,
+				    op->flags | MSG_DONTWAIT);
 		if (r > 0)
 			op->done += (size_t)r;
 		else if (r == 0)
@@ -241,7 +259,8 @@ static int64_t attempt(struct ep *ep, struct fut__op *op)
 			    !(op->flags & MSG_PEEK) &&
 			    (size_t)fd < ep->nfds && ep->fds[fd].stream)
 				return recv_all(op);
-			r = recv(fd, op->buf, op->len, op->flags | MSG_DONTWAIT);
+			r = nb_recv(fd, op->buf, op->len,
+				    op->flags | MSG_DONTWAIT);
 			break;
 		case OP_READ:
 			r = op->off >= 0 ? pread(fd, op->buf, op->len, op->off) :

@@ -24,8 +24,7 @@
 #define MAX_CHUNK_EXT 4096   /* bytes of chunk extensions on one line */
 #define MAX_TRAILER 65536    /* bytes of trailer section */
 
-/* tchar (RFC 9110 5.6.2) */
-static const unsigned char tchar[256] = {
+const unsigned char fut__http_tchar_tab[256] = {
 	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
 	['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
 	['`'] = 1, ['|'] = 1, ['~'] = 1,
@@ -43,35 +42,9 @@ static const unsigned char tchar[256] = {
 	['y'] = 1, ['z'] = 1,
 };
 
-int fut__http_tchar(unsigned char c)
-{
-	return tchar[c];
-}
-
 static int is_vchar_or_obs(unsigned char c)
 {
 	return (c > 0x20 && c != 0x7f);
-}
-
-static int lower(int c)
-{
-	return c >= 'A' && c <= 'Z' ? c + 32 : c;
-}
-
-int fut__http_is(const char *a, size_t alen, const char *b)
-{
-	return alen == strlen(b) && memcmp(a, b, alen) == 0;
-}
-
-int fut__http_ieq(const char *a, size_t alen, const char *b)
-{
-	size_t blen = strlen(b);
-	if (alen != blen)
-		return 0;
-	for (size_t i = 0; i < alen; i++)
-		if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
-			return 0;
-	return 1;
 }
 
 void fut__http_limits(const struct fut_http_limits *in,
@@ -182,7 +155,7 @@ static int parse_te(const char *v, size_t n, struct framing *fr)
 		if (i >= n)
 			break;
 		size_t s = i;
-		while (i < n && tchar[(unsigned char)v[i]])
+		while (i < n && fut__http_tchar_tab[(unsigned char)v[i]])
 			i++;
 		size_t e = i;
 		while (i < n && (v[i] == ' ' || v[i] == '\t'))
@@ -221,10 +194,29 @@ static int too_long(const char *line, size_t max)
 static int hexval(int c);
 
 /* unreserved / sub-delims (RFC 3986 2.2, 2.3) */
+/* unreserved / sub-delims (RFC 3986 2.2, 2.3): every byte of a plain
+ * host, which is checked on every request. */
+static const unsigned char plain_tab[256] = {
+	['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, ['!'] = 1, ['$'] = 1,
+	['&'] = 1, ['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1,
+	[','] = 1, [';'] = 1, ['='] = 1,
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+	['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+	['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+	['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+	['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+	['Y'] = 1, ['Z'] = 1,
+	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+	['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+	['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+	['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+	['y'] = 1, ['z'] = 1,
+};
+
 static int uri_plain(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || (c && strchr("-._~!$&'()*+,;=", c));
+	return plain_tab[c];
 }
 
 /*
@@ -314,9 +306,18 @@ int fut__http_list_has(const char *v, size_t n, const char *tok)
 	return 0;
 }
 
+const unsigned char fut__http_fvchar_tab[256] = {
+	['\t'] = 1, [' ' ... '~'] = 1, [0x80 ... 0xff] = 1,
+};
+
 /*
  * Header fields from p[0..n), which ends with the blank line. Fills
  * headers and fr. bad is the error for a malformed field.
+ *
+ * One pass over each line: the name, then the value up to the first byte
+ * a value cannot hold, which must be the line's CRLF (or a bare LF where
+ * allow_lf). head_end has found the blank line, so every line ends
+ * before n; a scan that reaches n is refused all the same.
  */
 static int parse_fields(const char *p, size_t n, int allow_lf, int bad,
 			struct fut_http_header *headers, size_t max_headers,
@@ -325,31 +326,36 @@ static int parse_fields(const char *p, size_t n, int allow_lf, int bad,
 	size_t i = 0, k = 0;
 	fr->content_length = -1;
 	for (;;) {
-		ptrdiff_t lf = line_end(p + i, n - i, allow_lf);
-		if (lf < 0)
-			return bad;
 		const char *l = p + i;
-		size_t ll = content_len(l, lf);
-		i += (size_t)lf + 1;
-		if (ll == 0)
+		size_t m = n - i;
+		if (m >= 2 && l[0] == '\r' && l[1] == '\n') {
+			i += 2;
 			break;
-		if (l[0] == ' ' || l[0] == '\t')
-			return bad; /* obs-fold */
+		}
+		if (m >= 1 && l[0] == '\n' && allow_lf) {
+			i++;
+			break;
+		}
+		/* A line that starts with SP or HTAB (obs-fold) has no name. */
 		size_t c = 0;
-		while (c < ll && tchar[(unsigned char)l[c]])
+		while (c < m && fut__http_tchar_tab[(unsigned char)l[c]])
 			c++;
-		if (c == 0 || c >= ll || l[c] != ':')
+		if (c == 0 || c >= m || l[c] != ':')
 			return bad; /* empty name, bad byte, space before ':' */
-		size_t vs = c + 1, ve = ll;
-		while (vs < ve && (l[vs] == ' ' || l[vs] == '\t'))
+		size_t vs = c + 1, e;
+		while (vs < m && (l[vs] == ' ' || l[vs] == '\t'))
 			vs++;
+		for (e = vs; e < m && fut__http_fvchar_tab[(unsigned char)l[e]]; e++)
+			;
+		if (e + 1 < m && l[e] == '\r' && l[e + 1] == '\n')
+			i += e + 2;
+		else if (e < m && l[e] == '\n' && allow_lf)
+			i += e + 1;
+		else
+			return bad; /* bare CR, NUL, controls */
+		size_t ve = e;
 		while (ve > vs && (l[ve - 1] == ' ' || l[ve - 1] == '\t'))
 			ve--;
-		for (size_t j = vs; j < ve; j++) {
-			unsigned char ch = (unsigned char)l[j];
-			if (!is_vchar_or_obs(ch) && ch != ' ' && ch != '\t')
-				return bad; /* CR, NUL, controls */
-		}
 		if (k == max_headers)
 			return FUT_HTTP_EHDRTOOBIG;
 		struct fut_http_header *h = &headers[k++];
@@ -432,7 +438,7 @@ static int request_line(const char *l, size_t ll,
 			struct fut_http_request_head *req)
 {
 	size_t i = 0;
-	while (i < ll && tchar[(unsigned char)l[i]])
+	while (i < ll && fut__http_tchar_tab[(unsigned char)l[i]])
 		i++;
 	if (i == 0 || i >= ll || l[i] != ' ')
 		return FUT_HTTP_EBADREQ;
@@ -561,7 +567,7 @@ int fut_http_parse_request(const char *buf, size_t len, size_t last_len,
 	size_t scan_end = upto - s < lim.max_request_line ?
 			  upto : s + lim.max_request_line;
 	size_t m = s;
-	while (m < scan_end && tchar[(unsigned char)buf[m]])
+	while (m < scan_end && fut__http_tchar_tab[(unsigned char)buf[m]])
 		m++;
 	if (m < scan_end && buf[m] != ' ' &&
 	    !(m == s && m + 1 == upto && buf[m] == '\r'))
@@ -727,7 +733,7 @@ static int hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
-	c = lower(c);
+	c |= 0x20; /* lower case, and no digit or hex letter otherwise */
 	if (c >= 'a' && c <= 'f')
 		return c - 'a' + 10;
 	return -1;
@@ -897,7 +903,7 @@ int fut_http_chunked_decode(struct fut_http_chunked *st, char *buf,
 			} else if (++st->aux > MAX_TRAILER) {
 				err = FUT_HTTP_EHDRTOOBIG; /* 431, as a head */
 				goto fail;
-			} else if (tchar[c]) {
+			} else if (fut__http_tchar_tab[c]) {
 				st->state = CH_TRAILER_NAME;
 			} else if (c == ':' && st->state == CH_TRAILER_NAME) {
 				st->state = CH_TRAILER;
