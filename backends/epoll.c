@@ -9,7 +9,10 @@
  * poll) so operations on one fd complete in the order they were submitted.
  *
  * Regular files cannot be polled (epoll_ctl says EPERM), so their reads and
- * writes run on the loop's I/O thread-pool lane.
+ * writes run on the loop's I/O thread-pool lane. Those at an offset run
+ * side by side; those at the file position (offset -1) go to the pool one
+ * at a time per fd, in order, or two workers would race for the position
+ * and a file written in pieces would come out shuffled.
  */
 #include "backend-internal.h"
 #include "opq.h"
@@ -28,7 +31,9 @@
 #define WAKE_TAG UINT64_MAX
 #define MAX_EVENTS 256
 
-enum { Q_NONE = 0, Q_READ, Q_WRITE, Q_POLL, Q_POOL };
+/* Q_HELD: a file op at the file position (off < 0) waiting in fq behind
+ * another one, off the pool until that one ends. */
+enum { Q_NONE = 0, Q_READ, Q_WRITE, Q_POLL, Q_POOL, Q_HELD };
 /* attempt(): a connect that failed with EAGAIN, not one to wait for. */
 #define CONNECT_EAGAIN (-EAGAIN - 4096)
 enum { FD_UNKNOWN = 0, FD_POLLABLE, FD_FILE };
@@ -345,6 +350,38 @@ static int64_t file_work(struct fut__job *job)
 
 static void close_now(struct ep *ep, struct fdstate *fs, struct fut__op *op);
 
+static void file_start(struct fut_loop *loop, struct fdstate *fs,
+		       struct fut__op *op)
+{
+	op->bq = Q_POOL;
+	int r = fut__pool_submit(loop, FUT__LANE_IO, &op->u.job);
+	if (r < 0) {
+		op->bq = Q_NONE;
+		fut__opq_unlink(&fs->fq, op);
+		fut__op_complete(op, r);
+	}
+}
+
+/* The first op at the file position still in fq, running or held. */
+static struct fut__op *first_at_pos(struct fdstate *fs)
+{
+	for (struct fut__op *o = fs->fq.head; o; o = o->next)
+		if (o->off < 0)
+			return o;
+	return NULL;
+}
+
+/* The op at the file position ahead of the rest ended: the next goes. */
+static void start_held(struct fut_loop *loop, struct fdstate *fs)
+{
+	struct fut__op *o;
+	while ((o = first_at_pos(fs)) && o->bq == Q_HELD) {
+		file_start(loop, fs, o);
+		if (o->bq == Q_POOL)
+			return;
+	}
+}
+
 static void file_done(struct fut__job *job, int64_t res)
 {
 	struct fut__op *op = fut__container_of(job, struct fut__op, u.job);
@@ -352,6 +389,8 @@ static void file_done(struct fut__job *job, int64_t res)
 	struct fdstate *fs = &ep->fds[op->fd];
 	op->bq = Q_NONE;
 	fut__opq_unlink(&fs->fq, op);
+	if (op->off < 0)
+		start_held(op->loop, fs);
 	fut__op_complete(op, res);
 	if (fs->close_op && !fs->fq.head) {
 		struct fut__op *c = fs->close_op;
@@ -403,7 +442,7 @@ static void do_close(struct ep *ep, struct fut__op *op)
 		fail_queue(&fs->q[i], -ECANCELED);
 	for (struct fut__op *o = fs->fq.head, *next; o; o = next) {
 		next = o->next;
-		if (fut__pool_cancel(&o->u.job) == 0) {
+		if (o->bq == Q_HELD || fut__pool_cancel(&o->u.job) == 0) {
 			o->bq = Q_NONE;
 			fut__opq_unlink(&fs->fq, o);
 			fut__op_complete(o, -ECANCELED);
@@ -443,14 +482,12 @@ static void ep_submit(struct fut_loop *loop, struct fut__op *op)
 		}
 		op->u.job.work = file_work;
 		op->u.job.done = file_done;
-		op->bq = Q_POOL;
+		bool behind = op->off < 0 && first_at_pos(fs);
 		fut__opq_append(&fs->fq, op);
-		r = fut__pool_submit(loop, FUT__LANE_IO, &op->u.job);
-		if (r < 0) {
-			op->bq = Q_NONE;
-			fut__opq_unlink(&fs->fq, op);
-			fut__op_complete(op, r);
-		}
+		if (behind)
+			op->bq = Q_HELD;
+		else
+			file_start(loop, fs, op);
 		return;
 	}
 	if (fs->sock)
@@ -494,11 +531,16 @@ static void ep_submit(struct fut_loop *loop, struct fut__op *op)
 static int ep_cancel(struct fut_loop *loop, struct fut__op *op)
 {
 	struct ep *ep = EP(loop);
-	if (op->bq == Q_POOL) {
-		int r = fut__pool_cancel(&op->u.job);
+	if (op->bq == Q_POOL || op->bq == Q_HELD) {
+		int r = op->bq == Q_HELD ? 0 : fut__pool_cancel(&op->u.job);
 		if (r == 0) {
+			struct fdstate *fs = &ep->fds[op->fd];
 			op->bq = Q_NONE;
-			fut__opq_unlink(&ep->fds[op->fd].fq, op);
+			fut__opq_unlink(&fs->fq, op);
+			/* A queued one at the position withdrawn: one held
+			 * behind it may be first now. */
+			if (op->off < 0)
+				start_held(loop, fs);
 			fut__op_complete(op, -ECANCELED);
 		}
 		return r;
