@@ -594,6 +594,11 @@ int fut_await(fut *f, int64_t *value)
 			c->awaiting = NULL;
 			return -ENOMEM;
 		}
+		/* Cancelled while it ran (by itself, or by what it called):
+		 * nothing was awaited then, so this is the await the cancel
+		 * is for, and f is cancelled as it would have been. */
+		if (c->cancel_due)
+			(void)fut_cancel(f);
 		suspend(c);
 		if (value)
 			*value = c->wake_val;

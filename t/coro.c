@@ -210,6 +210,50 @@ START_TEST(late_cancel_resumes_with_ecanceled)
 }
 END_TEST
 
+/* A coroutine that cancels its own future while it runs gets -ECANCELED
+ * from its next fut_await at once: the awaited future is cancelled, as an
+ * outside cancel would have done (it waited 60 s for the sleep, and for
+ * good on an idle socket). The await after that one is a plain await. */
+static fut *self_cancel_g;
+static int self_cancel_err[3];
+
+static int64_t cancels_itself(void *arg)
+{
+	fut_loop *loop = fut_coro_loop();
+	int fd = *(int *)arg;
+	char b[4];
+	ck_assert_int_eq(fut_cancel(self_cancel_g), 0);
+	self_cancel_err[0] = fut_await(fut_sleep(loop, 60000), NULL);
+	ck_assert_int_eq(fut_cancel(self_cancel_g), 0);
+	self_cancel_err[1] = fut_await(fut_recv(loop, fd, b, sizeof(b), 0),
+				       NULL);
+	self_cancel_err[2] = fut_await(fut_sleep(loop, 1), NULL);
+	return 9;
+}
+
+START_TEST(self_cancel_ends_the_next_await)
+{
+	fut_loop *loop = new_loop();
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	self_cancel_g = fut_spawn(loop, cancels_itself, &sv[0]);
+	fut *t = fut_timeout(fut_ref(self_cancel_g), 5000);
+	uint64_t t0 = fut_loop_now(loop);
+	ck_assert_int_eq(fut_loop_run_until(loop, t), 0);
+	ck_assert_uint_lt(fut_loop_now(loop) - t0, 2000);
+	ck_assert_int_eq(fut_error(t), 0);
+	ck_assert_int_eq(fut_value(self_cancel_g), 9);
+	ck_assert_int_eq(self_cancel_err[0], -ECANCELED);
+	ck_assert_int_eq(self_cancel_err[1], -ECANCELED);
+	ck_assert_int_eq(self_cancel_err[2], 0);
+	fut_unref(t);
+	fut_unref(self_cancel_g);
+	close(sv[0]);
+	close(sv[1]);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 /* An await that could never end (a coroutine awaiting its own future, or
  * one that awaits it back) fails with -EDEADLK instead of deadlocking;
  * cancelling such a cycle went round it until the stack overflowed. */
@@ -479,6 +523,7 @@ Suite *coro_suite(void)
 	tcase_add_test(tc, yield_interleaves_exactly);
 	tcase_add_test(tc, cancel_resumes_with_ecanceled);
 	tcase_add_test(tc, late_cancel_resumes_with_ecanceled);
+	tcase_add_test(tc, self_cancel_ends_the_next_await);
 	tcase_add_test(tc, await_cycles_fail_with_edeadlk);
 	tcase_add_test(tc, free_with_suspended_coroutines);
 	tcase_add_test(tc, cross_thread_resolve_resumes_on_loop);
