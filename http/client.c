@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEF_CONNECT_TIMEOUT 10000
@@ -247,6 +248,21 @@ static void conn_destroy(struct conn *c)
 }
 
 /*
+ * The clock of the request deadline and the idle connections' ages, read
+ * afresh: fut_loop_now(3) is the time of the loop's last tick, and a
+ * fetch started from outside the loop, after the program did other work,
+ * counted that work against its request timeout (a retry on a new
+ * connection timed out at once) and took an idle connection for younger
+ * than it was.
+ */
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/*
  * Whether an idle connection whose watcher was cancelled can take a
  * request: not past its idle time, and nothing (the server's close, or
  * bytes it should not have sent) waiting in the socket. The watcher sees
@@ -256,7 +272,7 @@ static void conn_destroy(struct conn *c)
  */
 static int still_open(struct conn *c)
 {
-	if (fut_loop_now(c->pool->cl->loop) - c->idle_at >= c->idle_ms)
+	if (now_ms() - c->idle_at >= c->idle_ms)
 		return 0;
 	char b;
 	return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
@@ -305,7 +321,7 @@ static void conn_idle(struct conn *c)
 	c->req = NULL;
 	c->len = 0;
 	c->reused = 1;
-	c->idle_at = fut_loop_now(p->cl->loop);
+	c->idle_at = now_ms();
 	if (c->cap > 65536) { /* an idle connection keeps no large buffer */
 		free(c->buf);
 		c->buf = NULL;
@@ -385,7 +401,7 @@ static unsigned request_left(struct request *r)
 {
 	if (!r->deadline)
 		return UINT_MAX;
-	uint64_t now = fut_loop_now(r->loop);
+	uint64_t now = now_ms();
 	return now >= r->deadline ? 0 : (unsigned)(r->deadline - now);
 }
 
@@ -394,7 +410,7 @@ static unsigned request_left(struct request *r)
 static void request_timer(struct request *r)
 {
 	if (!r->deadline)
-		r->deadline = fut_loop_now(r->loop) + r->o.request_timeout_ms;
+		r->deadline = now_ms() + r->o.request_timeout_ms;
 	phase_timer(r, R_REQUEST, request_left(r));
 }
 
@@ -707,18 +723,46 @@ static int resp_progress(struct request *r, int eof)
 		struct fut_http_limits lim = {
 			.max_header_bytes = r->o.max_header_bytes,
 			.max_headers = r->o.max_headers };
-		/* From head_seen on: a head that trickles in is scanned
-		 * once, not once per recv. */
-		int n = fut_http_parse_response(c->buf, c->len, r->head_seen,
-						&r->rh, r->hv,
-						r->o.max_headers, &lim);
-		/* Only a refused head is looked at for obs-fold: a rescan of
-		 * every partial head would cost a trickling server's head
-		 * squared. */
-		if (n == FUT_HTTP_EBADRESP && unfold(c->buf, c->len))
-			n = fut_http_parse_response(c->buf, c->len, 0, &r->rh,
-						    r->hv, r->o.max_headers,
-						    &lim);
+		/* 1xx heads before the final one (RFC 9110 15.2: any
+		 * number) are skipped in a loop, and their bytes dropped
+		 * once: a server sending thousands of them in one buffer
+		 * recursed once per head (a stack overflow) and moved the
+		 * buffer once per head. */
+		size_t skip = 0;
+		int n;
+		for (;;) {
+			char *p = c->buf + skip;
+			size_t len = c->len - skip;
+			/* From head_seen on: a head that trickles in is
+			 * scanned once, not once per recv. */
+			n = fut_http_parse_response(p, len, r->head_seen,
+						    &r->rh, r->hv,
+						    r->o.max_headers, &lim);
+			/* Only a refused head is looked at for obs-fold: a
+			 * rescan of every partial head would cost a
+			 * trickling server's head squared. */
+			if (n == FUT_HTTP_EBADRESP && unfold(p, len))
+				n = fut_http_parse_response(p, len, 0, &r->rh,
+							    r->hv,
+							    r->o.max_headers,
+							    &lim);
+			if (n <= 0 || r->rh.status >= 200 ||
+			    r->rh.status == 101)
+				break;
+			r->answered = 1; /* 1xx: another head follows */
+			skip += (size_t)n;
+			r->head_seen = 0;
+		}
+		if (skip) {
+			memmove(c->buf, c->buf + skip, c->len - skip);
+			c->len -= skip;
+			/* The head's views pointed before the move. */
+			if (n > 0)
+				n = fut_http_parse_response(c->buf, c->len, 0,
+							    &r->rh, r->hv,
+							    r->o.max_headers,
+							    &lim);
+		}
 		if (n == FUT_HTTP_EINCOMPLETE) {
 			r->head_seen = c->len;
 			if (eof) {
@@ -740,13 +784,6 @@ static int resp_progress(struct request *r, int eof)
 			 * not switch, and did not ask to. */
 			req_fail(r, FUT_HTTP_EBADRESP);
 			return 1;
-		}
-		if (r->rh.status < 200) { /* 1xx: another head follows */
-			r->answered = 1;
-			memmove(c->buf, c->buf + n, c->len - (size_t)n);
-			c->len -= (size_t)n;
-			r->head_seen = 0;
-			return resp_progress(r, eof);
 		}
 		r->head_len = n;
 		r->body_start = r->dec_end = (size_t)n;
