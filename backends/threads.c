@@ -189,7 +189,11 @@ static void *worker(void *arg)
 	while ((op = next_op(t, w))) {
 		op->stop_on_eintr = true;
 		bool cancelled = __atomic_load_n(&op->cancel_req, __ATOMIC_ACQUIRE);
-		int64_t res = cancelled ? -ECANCELED : fut__op_exec_blocking(op);
+		/* A cancel that came before the worker did still reports
+		 * what the loop gathered for a MSG_WAITALL recv (those bytes
+		 * have left the socket). */
+		int64_t res = cancelled ? fut__cancel_result(op) :
+					  fut__op_exec_blocking(op);
 		pthread_mutex_lock(&t->lock);
 		/* Finished: from now on a cancel (or its re-send) must not
 		 * signal this thread, which moves on to other ops. */
