@@ -804,8 +804,8 @@ static int resp_progress(struct request *r, int eof)
 	size_t hl = (size_t)r->head_len;
 	if (r->rh.chunked) {
 		size_t n = c->len - r->dec_end, rest;
-		int rc = fut_http_chunked_decode(&r->ch, c->buf + r->dec_end,
-						 &n, &rest, r->o.max_body);
+		int rc = fut__http_chunked_decode_response(
+			&r->ch, c->buf + r->dec_end, &n, &rest, r->o.max_body);
 		if (rc < 0) {
 			req_fail(r, rc == FUT_HTTP_EBODYTOOBIG ||
 					    rc == FUT_HTTP_EHDRTOOBIG ? rc :

@@ -6,6 +6,7 @@
 #include <future/http.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -53,6 +54,11 @@ static inline int fut__http_tchar(unsigned char c)
 }
 /* Whether a list field value (#element, RFC 9110 5.6.1) has token tok. */
 int fut__http_list_has(const char *v, size_t n, const char *tok);
+/* fut_http_chunked_decode for a response: an obs-fold in its trailer
+ * section is taken as SP (RFC 9112 5.2), as in its head. */
+int fut__http_chunked_decode_response(struct fut_http_chunked *st,
+				      char *buf, size_t *len, size_t *rest,
+				      uint64_t max_body);
 /* limits with zeros replaced by the defaults. */
 void fut__http_limits(const struct fut_http_limits *in,
 		      struct fut_http_limits *out);

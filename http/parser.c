@@ -782,8 +782,26 @@ static int ext_step(unsigned e, unsigned char c)
 	return -1;
 }
 
+static int chunked_decode(struct fut_http_chunked *st, char *buf,
+			  size_t *len, size_t *rest, uint64_t max_body,
+			  bool fold_ok);
+
 int fut_http_chunked_decode(struct fut_http_chunked *st, char *buf,
 			    size_t *len, size_t *rest, uint64_t max_body)
+{
+	return chunked_decode(st, buf, len, rest, max_body, false);
+}
+
+int fut__http_chunked_decode_response(struct fut_http_chunked *st,
+				      char *buf, size_t *len, size_t *rest,
+				      uint64_t max_body)
+{
+	return chunked_decode(st, buf, len, rest, max_body, true);
+}
+
+static int chunked_decode(struct fut_http_chunked *st, char *buf,
+			  size_t *len, size_t *rest, uint64_t max_body,
+			  bool fold_ok)
 {
 	if (!st || !len || (!buf && *len) || !rest)
 		return -EINVAL;
@@ -895,7 +913,10 @@ int fut_http_chunked_decode(struct fut_http_chunked *st, char *buf,
 		}
 		/* A trailer line is a field line, held to the rules of
 		 * parse_fields: 1*tchar ":" OWS field-value OWS; no obs-fold,
-		 * no whitespace before the colon, no controls. */
+		 * no whitespace before the colon, no controls. A response's
+		 * obs-fold continues the line before (RFC 9112 5.2: a user
+		 * agent MUST take it as SP; curl does, and the client drops
+		 * trailers anyway). */
 		case CH_TRAILER0:
 		case CH_TRAILER_NAME:
 			if (c == '\r' && st->state == CH_TRAILER0) {
@@ -903,6 +924,9 @@ int fut_http_chunked_decode(struct fut_http_chunked *st, char *buf,
 			} else if (++st->aux > MAX_TRAILER) {
 				err = FUT_HTTP_EHDRTOOBIG; /* 431, as a head */
 				goto fail;
+			} else if (fold_ok && st->state == CH_TRAILER0 &&
+				   st->aux > 1 && (c == ' ' || c == '\t')) {
+				st->state = CH_TRAILER;
 			} else if (fut__http_tchar_tab[c]) {
 				st->state = CH_TRAILER_NAME;
 			} else if (c == ':' && st->state == CH_TRAILER_NAME) {

@@ -2048,6 +2048,10 @@ START_TEST(client_errors)
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: x-raw\r\n\r\nuntil close",
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: x-raw, chunked\r\n\r\n"
 		"5\r\nuntil\r\n6\r\n close\r\n0\r\n\r\n",
+		/* trailer fields, one of them folded (as curl takes it) */
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+		"5\r\nuntil\r\n6\r\n close\r\n0\r\nX-T: a\r\n b\r\n"
+		"X-U: c\r\n\r\n",
 	};
 	/* ... whole, and a byte at a time (the head parse resumes where
 	 * the last recv left it, also after a 1xx head). */
