@@ -350,7 +350,8 @@ static int64_t file_work(struct fut__job *job)
 
 static void close_now(struct ep *ep, struct fdstate *fs, struct fut__op *op);
 
-static void file_start(struct fut_loop *loop, struct fdstate *fs,
+/* Whether op went to the pool; if not, it has ended (and is freed). */
+static bool file_start(struct fut_loop *loop, struct fdstate *fs,
 		       struct fut__op *op)
 {
 	op->bq = Q_POOL;
@@ -359,7 +360,9 @@ static void file_start(struct fut_loop *loop, struct fdstate *fs,
 		op->bq = Q_NONE;
 		fut__opq_unlink(&fs->fq, op);
 		fut__op_complete(op, r);
+		return false;
 	}
+	return true;
 }
 
 /* The first op at the file position still in fq, running or held. */
@@ -375,11 +378,9 @@ static struct fut__op *first_at_pos(struct fdstate *fs)
 static void start_held(struct fut_loop *loop, struct fdstate *fs)
 {
 	struct fut__op *o;
-	while ((o = first_at_pos(fs)) && o->bq == Q_HELD) {
-		file_start(loop, fs, o);
-		if (o->bq == Q_POOL)
+	while ((o = first_at_pos(fs)) && o->bq == Q_HELD)
+		if (file_start(loop, fs, o))
 			return;
-	}
 }
 
 static void file_done(struct fut__job *job, int64_t res)
@@ -487,7 +488,7 @@ static void ep_submit(struct fut_loop *loop, struct fut__op *op)
 		if (behind)
 			op->bq = Q_HELD;
 		else
-			file_start(loop, fs, op);
+			(void)file_start(loop, fs, op);
 		return;
 	}
 	if (fs->sock)
