@@ -46,6 +46,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,6 +68,7 @@ struct fdstate {
 	struct fut__op *close_op; /* waits for running ops to finish */
 	bool nonblock; /* O_NONBLOCK set, for try_accept */
 	uint8_t kind;  /* FUT__FD_*: learned once, kept until fut_close */
+	int8_t waitable; /* FUT__FD_OTHER: 0 not known, 1 yes, -1 no */
 };
 
 struct wk {
@@ -452,6 +454,26 @@ static bool try_recv(struct fut__op *op, bool swept)
 }
 
 /* And a poll: what is ready already costs no worker. */
+/*
+ * Whether the driver behind a FUT__FD_OTHER fd can be waited on. One that
+ * cannot (/dev/null) is always ready to read and write and never anything
+ * else: poll(2) waited on it for good where epoll refuses it (EPERM) and
+ * the other backends fail the poll with -EINVAL. Learned once per fd.
+ */
+static bool waitable(struct fdstate *fs, int fd)
+{
+	if (!fs->waitable) {
+		int ep = epoll_create1(EPOLL_CLOEXEC);
+		struct epoll_event ev = { .events = 0 };
+		bool no = ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 &&
+			  errno == EPERM;
+		if (ep >= 0)
+			close(ep);
+		fs->waitable = no ? -1 : 1;
+	}
+	return fs->waitable > 0;
+}
+
 static bool try_poll(struct fut__op *op)
 {
 	if (op->kind != OP_POLL)
@@ -523,6 +545,11 @@ static void th_submit(struct fut_loop *loop, struct fut__op *op)
 	if (try_send(op) || try_accept(fs, op) || try_recv(op, false) ||
 	    try_poll(op))
 		return;
+	if (op->kind == OP_POLL && fs->kind == FUT__FD_OTHER &&
+	    !waitable(fs, op->fd)) {
+		fut__op_complete(op, -EINVAL);
+		return;
+	}
 	if (!run_add(fs, op)) {
 		fut__op_complete(op, -ENOMEM);
 		return;

@@ -1123,6 +1123,24 @@ START_TEST(polls_on_one_fd_are_independent)
 	fut_unref(c);
 	fut_unref(pri);
 	close(sv[1]);
+	/* A device that cannot be waited on (/dev/null: always ready to read
+	 * and write, never anything else) answers what it is ready for, and
+	 * a poll for anything else fails as for a regular file; the threads
+	 * backend waited in poll(2) for good. */
+	int dn = open("/dev/null", O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(dn, 0);
+	fut *p = fut_poll(loop, dn, POLLIN);
+	wait_for(loop, p);
+	ck_assert_int_eq(fut_value(p), POLLIN);
+	fut_unref(p);
+	p = fut_poll(loop, dn, POLLPRI);
+	fut *t = fut_timeout(p, 2000);
+	wait_for(loop, t);
+	ck_assert_int_eq(fut_error(t), -EINVAL);
+	fut_unref(t);
+	c = fut_close(loop, dn);
+	wait_for(loop, c);
+	fut_unref(c);
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
 END_TEST
