@@ -363,6 +363,33 @@ static void advance(struct uring *u, int fd, int qi)
 	}
 }
 
+static void acceptor_cancel(struct uring *u, struct acceptor *a)
+{
+	struct io_uring_sqe *sqe = sqe_get(u);
+	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)a | TAG_ACC, 0);
+	io_uring_sqe_set_data64(sqe, 0);
+	a->cancelling = true;
+}
+
+/*
+ * A multishot accept that nobody waits on is withdrawn before the loop
+ * blocks or its run ends: armed, it went on taking connections while the
+ * loop slept or did not run at all, which epoll leaves in the backlog for
+ * whoever accepts (another loop on the same listener got none of them).
+ * A server that accepts again from its accept callback is waiting again
+ * by then, so its multishot stays.
+ */
+static void disarm_idle(struct uring *u)
+{
+	for (struct acceptor *a = u->accs; a; a = a->next) {
+		if (!a->armed || a->cancelling || a->orphan)
+			continue;
+		struct fut__op *w = u->fds[a->fd].inflight[Q_READ];
+		if (!w || w->bq != B_ACC)
+			acceptor_cancel(u, a);
+	}
+}
+
 static void keep(struct uring *u, struct acceptor *a, int c)
 {
 	if (a->nstash == a->capstash) {
@@ -376,12 +403,8 @@ static void keep(struct uring *u, struct acceptor *a, int c)
 		a->capstash = cap;
 	}
 	a->stash[a->nstash++] = c;
-	if (a->nstash >= ACC_STASH_HIGH && a->armed && !a->cancelling) {
-		struct io_uring_sqe *sqe = sqe_get(u);
-		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)a | TAG_ACC, 0);
-		io_uring_sqe_set_data64(sqe, 0);
-		a->cancelling = true;
-	}
+	if (a->nstash >= ACC_STASH_HIGH && a->armed && !a->cancelling)
+		acceptor_cancel(u, a);
 }
 
 static void acceptor_cqe(struct uring *u, struct acceptor *a, int res,
@@ -696,6 +719,7 @@ static int ur_wait(struct fut_loop *loop, int timeout_ms)
 		.tv_nsec = loop->wait_ts.tv_nsec,
 	};
 	int r;
+	disarm_idle(u);
 	if (timeout_ms == 0) {
 		r = io_uring_submit(&u->ring);
 	} else {
@@ -731,6 +755,15 @@ static int ur_wait(struct fut_loop *loop, int timeout_ms)
 	return 0;
 }
 
+/* The run ended: an idle multishot accept is withdrawn now, not at a
+ * next wait that may never come. */
+static void ur_rest(struct fut_loop *loop)
+{
+	struct uring *u = U(loop);
+	disarm_idle(u);
+	(void)io_uring_submit(&u->ring);
+}
+
 const struct fut_backend fut__backend_io_uring = {
 	.name = "io_uring",
 	.init = ur_init,
@@ -739,4 +772,5 @@ const struct fut_backend fut__backend_io_uring = {
 	.cancel = ur_cancel,
 	.wait = ur_wait,
 	.wake = ur_wake,
+	.rest = ur_rest,
 };

@@ -2,7 +2,8 @@
 # Two builds of examples/httpd side by side: server CPU time per request
 # of each, interleaved round by round (these machines drift by 30% within
 # minutes; a ratio taken seconds apart does not). Servers pinned to CPU 0,
-# wrk -t1 to CPU 1, FUTURE_BACKEND as set (default epoll).
+# wrk -t1 to CPU 1, FUTURE_BACKEND as set (default epoll); WRK_HEADER is
+# sent with every request ("Connection: close": a connection per request).
 #   bench/httpd-ab.sh OLD_BUILD NEW_BUILD [ROUNDS] [CONNS] [SECONDS]
 # A build is a build directory: BUILD/.libs and BUILD/examples/.libs/httpd.
 set -u
@@ -22,7 +23,8 @@ start() { # build port
 }
 cpu_per_req() { # pid port
 	a=$(awk '{print $14 + $15}' "/proc/$1/stat")
-	n=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:$2/" |
+	n=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" \
+		${WRK_HEADER:+-H "$WRK_HEADER"} "http://127.0.0.1:$2/" |
 	    awk '/requests in/ {print $1}')
 	b=$(awk '{print $14 + $15}' "/proc/$1/stat")
 	echo "($b - $a) * 1000000 / $tck / $n" | bc -l

@@ -388,6 +388,67 @@ static int open_fds(void)
  * order with their addresses (io_uring keeps them from its multishot
  * accept); a cancelled accept takes none; closing the listener closes the
  * ones never accepted. */
+/*
+ * A connection is taken from the listen backlog only for a fut_accept
+ * that asked: a loop that accepted once and waits no more leaves the
+ * next ones for another loop on the same listener (one per thread), and
+ * for the program after the loop is freed. io_uring's multishot accept
+ * went on taking them for the idle loop, and its free reset them.
+ */
+START_TEST(accept_takes_only_what_is_asked)
+{
+	enum { N = 6 };
+	struct sockaddr_in a;
+	int ls = listener(&a);
+	fut_loop *la = new_loop(), *lb = new_loop();
+	int c[2 * N + 1];
+	c[0] = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(c[0], (struct sockaddr *)&a, sizeof(a)), 0);
+	fut *f = fut_accept(la, ls, NULL, NULL);
+	wait_for(la, f);
+	ck_assert_int_ge(fut_value(f), 0);
+	close((int)fut_value(f));
+	fut_unref(f);
+	for (int i = 1; i <= N; i++) {
+		c[i] = socket(AF_INET, SOCK_STREAM, 0);
+		ck_assert_int_eq(connect(c[i], (struct sockaddr *)&a,
+					 sizeof(a)), 0);
+	}
+	usleep(20 * 1000);
+	fut *g[N];
+	for (int i = 0; i < N; i++)
+		g[i] = fut_timeout(fut_accept(lb, ls, NULL, NULL), 2000);
+	for (int i = 0; i < N; i++) {
+		wait_for(lb, g[i]);
+		ck_assert_msg(fut_value(g[i]) >= 0, "accept %d of %d: %s", i, N,
+			      fut_strerror(fut_error(g[i])));
+		close((int)fut_value(g[i]));
+		fut_unref(g[i]);
+	}
+	/* Those that come after a loop is freed stay for the program. */
+	ck_assert_int_eq(fut_loop_free(la), 0);
+	for (int i = N + 1; i <= 2 * N; i++) {
+		c[i] = socket(AF_INET, SOCK_STREAM, 0);
+		ck_assert_int_eq(connect(c[i], (struct sockaddr *)&a,
+					 sizeof(a)), 0);
+	}
+	usleep(20 * 1000);
+	int got = 0;
+	for (int i = 0; i < N; i++) {
+		int fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK);
+		if (fd >= 0) {
+			got++;
+			close(fd);
+		}
+	}
+	ck_assert_int_eq(got, N);
+	ck_assert_int_eq(fut_loop_free(lb), 0);
+	for (int i = 0; i <= 2 * N; i++)
+		close(c[i]);
+	close(ls);
+}
+END_TEST
+
 START_TEST(accept_backlog_order_cancel_close)
 {
 	enum { N = 24, LATE = 3 };
@@ -1904,6 +1965,7 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, tcp_accept_connect_refused);
 	tcase_add_test(tc, unix_connect_to_full_backlog_is_eagain);
 	tcase_add_test(tc, accept_backlog_order_cancel_close);
+	tcase_add_test(tc, accept_takes_only_what_is_asked);
 	tcase_add_test(tc, accept_past_fd_table_end);
 	tcase_add_test(tc, regular_file_read_write);
 	tcase_add_test(tc, lengths_past_4gib);
