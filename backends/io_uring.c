@@ -761,7 +761,7 @@ static void ur_rest(struct fut_loop *loop)
 {
 	struct uring *u = U(loop);
 	disarm_idle(u);
-	(void)io_uring_submit(&u->ring);
+	submit_all(u);
 }
 
 const struct fut_backend fut__backend_io_uring = {
