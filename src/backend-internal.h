@@ -45,10 +45,6 @@ struct fut_backend {
 
 	/* Thread-safe: interrupt wait(). */
 	void (*wake)(struct fut_loop *loop);
-
-	/* Optional: a run of the loop has ended, and nothing will reap the
-	 * backend's completions until the next one. */
-	void (*rest)(struct fut_loop *loop);
 };
 
 /*

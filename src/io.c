@@ -63,6 +63,14 @@ void fut__op_complete(struct fut__op *op, int64_t res)
 {
 	fut *f = op->f;
 	struct fut_loop *loop = op->loop;
+	/* fut_loop_free ends every pending future with -ECANCELED: a
+	 * connection that an accept still took (io_uring's cancel is
+	 * asynchronous, a worker's accept may win) has nobody to go to, and
+	 * stayed open for good. */
+	if (loop->closing && op->kind == OP_ACCEPT && res >= 0) {
+		close((int)res);
+		res = -ECANCELED;
+	}
 	f->prod = NULL;
 	f->pdata = NULL;
 	if (op->bg)

@@ -173,8 +173,6 @@ static int run(struct fut_loop *loop, fut *until)
 		if (r < 0 && r != -EINTR)
 			break;
 	}
-	if (loop->be->rest)
-		loop->be->rest(loop);
 	loop->running = false;
 	return r;
 }
