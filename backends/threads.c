@@ -464,11 +464,12 @@ static bool waitable(struct fdstate *fs, int fd)
 {
 	if (!fs->waitable) {
 		int ep = epoll_create1(EPOLL_CLOEXEC);
+		if (ep < 0) /* out of fds: ask again next time */
+			return true;
 		struct epoll_event ev = { .events = 0 };
-		bool no = ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 &&
+		bool no = epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 &&
 			  errno == EPERM;
-		if (ep >= 0)
-			close(ep);
+		close(ep);
 		fs->waitable = no ? -1 : 1;
 	}
 	return fs->waitable > 0;
