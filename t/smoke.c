@@ -593,6 +593,23 @@ START_TEST(accept_past_fd_table_end)
 }
 END_TEST
 
+/* Close fd through the loop and wait for it. */
+static void close_fd(fut_loop *loop, int fd)
+{
+	fut *f = fut_close(loop, fd);
+	wait_for(loop, f);
+	fut_unref(f);
+}
+
+/* A page of the file tests: its number first, then letters from `first`. */
+static void check_page(const char *p, size_t size, int want, char first)
+{
+	int at;
+	memcpy(&at, p, sizeof(at));
+	ck_assert_int_eq(at, want);
+	ck_assert_int_eq(p[size - 1], first + want % 26);
+}
+
 /* Many reads with offsets in flight on one file: each gets its own page
  * (io_uring sends them all to the ring at once). */
 START_TEST(file_reads_in_parallel)
@@ -616,15 +633,10 @@ START_TEST(file_reads_in_parallel)
 	for (int i = 0; i < N; i++) {
 		wait_for(loop, r[i]);
 		ck_assert_int_eq(fut_value(r[i]), PG);
-		int got;
-		memcpy(&got, buf[i], sizeof(got));
-		ck_assert_int_eq(got, N - 1 - i);
-		ck_assert_int_eq(buf[i][PG - 1], 'A' + (N - 1 - i) % 26);
+		check_page(buf[i], PG, N - 1 - i, 'A');
 		fut_unref(r[i]);
 	}
-	fut *c = fut_close(loop, fd);
-	wait_for(loop, c);
-	fut_unref(c);
+	close_fd(loop, fd);
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
 END_TEST
@@ -681,15 +693,10 @@ START_TEST(file_position_ops_keep_order)
 			ck_assert_int_eq(fut_value(r[i]), PG);
 			if (want == SKIP && skipped)
 				want++;
-			int at;
-			memcpy(&at, buf[i], sizeof(at));
-			ck_assert_int_eq(at, want);
-			ck_assert_int_eq(buf[i][PG - 1], 'a' + want % 26);
+			check_page(buf[i], PG, want, 'a');
 			fut_unref(r[i]);
 		}
-		fut *c = fut_close(loop, fd);
-		wait_for(loop, c);
-		fut_unref(c);
+		close_fd(loop, fd);
 	}
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
@@ -751,11 +758,8 @@ END_TEST
  * numbers come back (a plain close(2) leaves epoll a stale registration). */
 static void close_pair(fut_loop *loop, const int sv[2])
 {
-	for (int i = 0; i < 2; i++) {
-		fut *f = fut_close(loop, sv[i]);
-		wait_for(loop, f);
-		fut_unref(f);
-	}
+	close_fd(loop, sv[0]);
+	close_fd(loop, sv[1]);
 }
 
 /* MSG_WAITALL means the whole length (or end of file), on every backend. */
