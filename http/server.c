@@ -829,6 +829,19 @@ static int64_t coro_entry(void *arg)
 	return 0;
 }
 
+/*
+ * The handler's coroutine ended. coro_entry always returns 0, so
+ * -ECANCELED means it never started: the loop was freed first (its
+ * coroutines are cancelled before their first tick), and the request is
+ * ended here instead, which frees a connection the server's free left
+ * closed (it leaked).
+ */
+static void coro_done(fut *f, void *arg)
+{
+	if (fut_error(f) == -ECANCELED)
+		fut_http_respond(&((struct conn *)arg)->req, 503, NULL, 0);
+}
+
 static void req_prepare(struct conn *c)
 {
 	struct fut_http_req *r = &c->req;
@@ -911,7 +924,7 @@ static void dispatch(struct conn *c)
 			error_response(c, 503);
 			return;
 		}
-		fut_unref(f);
+		(void)fut_on_done(f, coro_done, c); /* takes the reference */
 		return;
 	}
 	s->o.handler(r, s->o.arg);

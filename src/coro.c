@@ -113,12 +113,17 @@ struct stack_cache {
 static _Thread_local struct coro *current
 	__attribute__((tls_model("initial-exec")));
 
+/* Atomic: loops on several threads start their first coroutines at
+ * once (each stores the same value, but a plain store races). */
 static size_t page_size(void)
 {
-	static size_t ps;
-	if (!ps)
-		ps = (size_t)sysconf(_SC_PAGESIZE);
-	return ps;
+	static _Atomic size_t ps;
+	size_t v = atomic_load_explicit(&ps, memory_order_relaxed);
+	if (!v) {
+		v = (size_t)sysconf(_SC_PAGESIZE);
+		atomic_store_explicit(&ps, v, memory_order_relaxed);
+	}
+	return v;
 }
 
 /* --- stack overflow reporting --- */
