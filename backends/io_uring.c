@@ -393,7 +393,7 @@ static void ur_submit(struct fut_loop *loop, struct fut__op *op)
 	    (op->flags & (MSG_WAITALL | MSG_PEEK)) == MSG_WAITALL &&
 	    !fut__sock_gathers(op->fd))
 		op->flags &= ~MSG_WAITALL;
-	int qi = fut__op_side(op->kind);
+	int qi = fut__op_queue(op, is_file(fs, op->fd));
 	OP_QI(op) = (uint64_t)qi;
 	if (fs->inflight[qi]) {
 		op->bq = B_FDQ;

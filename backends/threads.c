@@ -535,7 +535,7 @@ static void th_submit(struct fut_loop *loop, struct fut__op *op)
 	if (op->kind == OP_WRITE && op->off < 0 &&
 	    fd_kind(fs, op->fd) == FUT__FD_SOCK)
 		fut__socket_write(op);
-	int qi = fut__op_side(op->kind);
+	int qi = fut__op_queue(op, fd_kind(fs, op->fd) == FUT__FD_FILE);
 	op->u.be[0] = op->u.be[1] = 0;
 	OP_QI(op) = (uint64_t)qi;
 	if (op->kind != OP_POLL && fs->running[qi]) {

@@ -54,4 +54,16 @@ static inline int fut__op_side(int kind)
 	}
 }
 
+/* The side an op queues on. Reads and writes at a regular file's
+ * position (-1) share the read side: the position moves with each, so
+ * they must run one after the other in the order they were made, of
+ * either direction (a read queued behind a write ran beside it and read
+ * what was there before the write). */
+static inline int fut__op_queue(const struct fut__op *op, bool file)
+{
+	if (file && op->off < 0 && (op->kind == OP_READ || op->kind == OP_WRITE))
+		return FUT__SIDE_READ;
+	return fut__op_side(op->kind);
+}
+
 #endif
