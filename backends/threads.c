@@ -453,7 +453,6 @@ static bool try_recv(struct fut__op *op, bool swept)
 #endif
 }
 
-/* And a poll: what is ready already costs no worker. */
 /*
  * Whether the driver behind a FUT__FD_OTHER fd can be waited on. One that
  * cannot (/dev/null) is always ready to read and write and never anything
@@ -475,6 +474,7 @@ static bool waitable(struct fdstate *fs, int fd)
 	return fs->waitable > 0;
 }
 
+/* And a poll: what is ready already costs no worker. */
 static bool try_poll(struct fut__op *op)
 {
 	if (op->kind != OP_POLL)
