@@ -457,14 +457,16 @@ static bool try_recv(struct fut__op *op, bool swept)
  * Whether the driver behind a FUT__FD_OTHER fd can be waited on. One that
  * cannot (/dev/null) is always ready to read and write and never anything
  * else: poll(2) waited on it for good where epoll refuses it (EPERM) and
- * the other backends fail the poll with -EINVAL. Learned once per fd.
+ * the other backends fail the poll with -EINVAL. Learned once per fd:
+ * 1 it can, 0 it cannot, or -errno when the probe has no descriptor
+ * (then the poll fails: sent to a worker, it might never end).
  */
-static bool waitable(struct fdstate *fs, int fd)
+static int waitable(struct fdstate *fs, int fd)
 {
 	if (!fs->waitable) {
 		int ep = epoll_create1(EPOLL_CLOEXEC);
-		if (ep < 0) /* out of fds: ask again next time */
-			return true;
+		if (ep < 0)
+			return -errno; /* asked again next time */
 		struct epoll_event ev = { .events = 0 };
 		bool no = epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 &&
 			  errno == EPERM;
@@ -546,9 +548,10 @@ static void th_submit(struct fut_loop *loop, struct fut__op *op)
 	if (try_send(op) || try_accept(fs, op) || try_recv(op, false) ||
 	    try_poll(op))
 		return;
-	if (op->kind == OP_POLL && fs->kind == FUT__FD_OTHER &&
-	    !waitable(fs, op->fd)) {
-		fut__op_complete(op, -EINVAL);
+	int w = op->kind == OP_POLL && fs->kind == FUT__FD_OTHER ?
+		waitable(fs, op->fd) : 1;
+	if (w <= 0) {
+		fut__op_complete(op, w < 0 ? w : -EINVAL);
 		return;
 	}
 	if (!run_add(fs, op)) {

@@ -86,6 +86,8 @@ struct pool {
 				 outlive them */
 	struct conn *idle;
 	struct request *wq_head, **wq_tail; /* waiting for a connection */
+	unsigned serving;     /* pool_next runs: a connect that fails at once
+				 must not free the pool under its loop */
 };
 
 struct client {
@@ -199,7 +201,7 @@ static struct pool *pool_get(fut_loop *loop, const char *key)
  * last: nothing outlives the loop's last connection. */
 static void pool_maybe_free(struct pool *p)
 {
-	if (p->nconns || p->wq_head || p->lookups)
+	if (p->nconns || p->wq_head || p->lookups || p->serving)
 		return;
 	struct client *cl = p->cl;
 	struct pool **pp = &cl->pools;
@@ -1018,14 +1020,17 @@ static void conn_use(struct conn *c, struct request *r)
  * still under its own max_per_host, so one whose cap is reached holds up
  * nobody with a larger cap behind it. Each round takes one request off
  * the queue (rescanning from the head, since starting one can change the
- * queue), so this ends.
+ * queue), so this ends. The pool outlives the call even when every
+ * request in it fails at once (socket() out of fds): the caller frees
+ * it with pool_maybe_free.
  */
 static void pool_next(struct pool *p)
 {
+	p->serving++;
 	for (;;) {
 		struct request *r = p->wq_head;
 		if (!r)
-			return;
+			break;
 		if (p->idle) {
 			wq_remove(p, r);
 			struct conn *c = p->idle;
@@ -1040,10 +1045,11 @@ static void pool_next(struct pool *p)
 		while (r && p->nconns >= r->o.max_per_host)
 			r = r->wq_next;
 		if (!r)
-			return;
+			break;
 		wq_remove(p, r);
 		start_connect(p, r);
 	}
+	p->serving--;
 }
 
 /* ---- connecting ---- */
@@ -1063,9 +1069,13 @@ struct resolve {
 };
 
 /* getaddrinfo's failures are not errno values: a name that does not
- * resolve gets its own code, not a misleading "no route to host". */
+ * resolve gets its own code, not a misleading "no route to host". Out of
+ * descriptors, glibc says EAI_NONAME with errno EMFILE: that is no
+ * answer about the name (the caller clears errno before the call). */
 int fut__http_gai_error(int gai)
 {
+	if (gai != EAI_MEMORY && (errno == EMFILE || errno == ENFILE))
+		return -errno;
 	switch (gai) {
 	case EAI_SYSTEM:
 		return errno ? -errno : -EIO;
@@ -1084,6 +1094,7 @@ static int64_t resolve_job(void *arg)
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG };
 	struct addrinfo *ai;
+	errno = 0;
 	int e = getaddrinfo(rs->host, rs->port, &hints, &ai);
 	if (e)
 		return fut__http_gai_error(e);
@@ -1501,6 +1512,7 @@ static int request_start(fut_loop *loop, fut *res, const char *url,
 	p->wq_tail = &r->wq_next;
 	phase_timer(r, R_QUEUED, o->queue_timeout_ms);
 	pool_next(p);
+	pool_maybe_free(p); /* the request failed at once (out of fds) */
 	return 0;
 }
 

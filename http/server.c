@@ -1433,6 +1433,7 @@ static int listen_on(fut_http_server *s, const char *host)
 	struct addrinfo *ai = NULL;
 	char port[8];
 	snprintf(port, sizeof(port), "%d", o->port);
+	errno = 0;
 	int gai = getaddrinfo(host ? host : "::", port, &hints, &ai);
 	if (gai)
 		return !host ? -EAFNOSUPPORT : fut__http_gai_error(gai);

@@ -2668,6 +2668,54 @@ START_TEST(accept_survives_emfile)
 }
 END_TEST
 
+/* Out of descriptors a fetch fails with -EMFILE, nothing else: a socket()
+ * that failed at once freed the pool under the loop handing out its
+ * queue (ASan: use after free), and glibc's lookup says "no such name"
+ * (EAI_NONAME) when it could not open /etc/hosts. Afterwards the pool
+ * serves again. */
+START_TEST(fetch_out_of_fds_fails_cleanly)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts so = { 0 };
+	fut_http_server *srv = serve(loop, &so);
+	char byname[512];
+	snprintf(byname, sizeof(byname), "http://localhost:%d/",
+		 fut_http_server_port(srv));
+	fut *warm = fut_run_blocking(loop, noop_job, NULL);
+	wait_for(loop, warm);
+	fut_unref(warm);
+	struct rlimit old, low;
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 1024 < old.rlim_cur ? 1024 : old.rlim_cur;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	int pad[4096], np = 0, d;
+	while (np < 4096 && (d = dup(0)) >= 0)
+		pad[np++] = d;
+	ck_assert_int_eq(errno, EMFILE);
+	fut *f[3];
+	f[0] = fut_http_fetch(loop, url(srv, "/"), NULL);
+	f[1] = fut_http_fetch(loop, url(srv, "/"), NULL);
+	f[2] = fut_http_fetch(loop, byname, NULL);
+	for (int i = 0; i < 3; i++)
+		wait_for(loop, f[i]);
+	while (np)
+		close(pad[--np]);
+	setrlimit(RLIMIT_NOFILE, &old);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_msg(fut_error(f[i]) == -EMFILE, "fetch %d: %s", i,
+			      fut_strerror(fut_error(f[i])));
+		fut_unref(f[i]);
+	}
+	const struct fut_http_response *r = fetch_ok(loop, &f[0],
+						      url(srv, "/"), NULL);
+	ck_assert_int_eq(r->status, 200);
+	fut_unref(f[0]);
+	fut_http_server_free(srv);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 /* With max_connections = 1 a second client waits in the backlog until the
  * first connection is gone, then is served. */
 START_TEST(connection_cap_defers_accept)
@@ -3837,6 +3885,7 @@ Suite *http_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_set_tags(tc, "no-valgrind");
 	tcase_add_test(tc, accept_survives_emfile);
+	tcase_add_test(tc, fetch_out_of_fds_fails_cleanly);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1249,6 +1250,44 @@ START_TEST(polls_on_one_fd_are_independent)
 }
 END_TEST
 
+/* Out of descriptors the threads backend could not learn whether
+ * /dev/null can be waited on, took it for yes and its poll for POLLPRI
+ * waited in poll(2) for good: now it fails at once, -EMFILE there (its
+ * man page) and -EINVAL elsewhere. */
+START_TEST(poll_out_of_fds_does_not_hang)
+{
+	fut_loop *loop = new_loop();
+	int dn = open("/dev/null", O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(dn, 0);
+	struct rlimit old, low;
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 1024 < old.rlim_cur ? 1024 : old.rlim_cur;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	int pad[4096], np = 0, d;
+	while (np < 4096 && (d = dup(0)) >= 0)
+		pad[np++] = d;
+	ck_assert_int_eq(errno, EMFILE);
+	fut *t = fut_timeout(fut_poll(loop, dn, POLLPRI), 2000);
+	wait_for(loop, t);
+	while (np)
+		close(pad[--np]);
+	setrlimit(RLIMIT_NOFILE, &old);
+	ck_assert_int_eq(fut_error(t), strcmp(fut_loop_backend(loop),
+					      "threads") ? -EINVAL : -EMFILE);
+	fut_unref(t);
+	/* With a descriptor free again it learns, as on the others. */
+	t = fut_timeout(fut_poll(loop, dn, POLLPRI), 2000);
+	wait_for(loop, t);
+	ck_assert_int_eq(fut_error(t), -EINVAL);
+	fut_unref(t);
+	fut *c = fut_close(loop, dn);
+	wait_for(loop, c);
+	fut_unref(c);
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 START_TEST(regular_file_read_write)
 {
 	fut_loop *loop = new_loop();
@@ -2047,6 +2086,13 @@ Suite *smoke_suite(void)
 	tcase_add_test(tc, resolve_from_8_threads);
 	tcase_add_test(tc, send_16mib_through_partial_writes);
 	tcase_add_test(tc, blocking_jobs_all_start);
+	suite_add_tcase(s, tc);
+	/* valgrind keeps fds of its own at the top of RLIMIT_NOFILE, which
+	 * this test lowers: the valgrind run (.ci/test-all) leaves it out. */
+	tc = tcase_create("rlimit");
+	tcase_set_timeout(tc, 30);
+	tcase_set_tags(tc, "no-valgrind");
+	tcase_add_test(tc, poll_out_of_fds_does_not_hang);
 	suite_add_tcase(s, tc);
 	return s;
 }
