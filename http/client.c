@@ -1582,15 +1582,19 @@ static void remove_dots(char *p)
 /*
  * A Location (RFC 9110 10.2.2) against the URL that got it (RFC 3986
  * 5.2): absolute, "//authority/...", "/path", "?query" or relative to
- * the base's directory; the fragment goes (never sent). NULL for another
+ * the base's directory. Its fragment, or else the base's (RFC 9110
+ * 10.2.2: inherited), stays on the URL, never sent. NULL for another
  * scheme than http: (https: needs TLS) or no memory. ref is NUL-terminated
  * at rl.
  */
 static char *resolve_ref(const char *base, const char *ref, size_t rl)
 {
-	const char *hash = memchr(ref, '#', rl);
-	if (hash)
-		rl = (size_t)(hash - ref);
+	const char *frag = memchr(ref, '#', rl);
+	size_t fl = 0;
+	if (frag) {
+		fl = rl - (size_t)(frag - ref);
+		rl = (size_t)(frag - ref);
+	}
 	size_t sl = 0;
 	if (rl && isalpha((unsigned char)ref[0])) {
 		sl = strspn(ref, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
@@ -1611,7 +1615,11 @@ static char *resolve_ref(const char *base, const char *ref, size_t rl)
 	size_t ba = 7 + strcspn(base + 7, "/?#");
 	size_t bp = ba + strcspn(base + ba, "?#");
 	size_t bq = bp + strcspn(base + bp, "#");
-	char *u = malloc(bq + rl + 16);
+	if (!frag) {
+		frag = base + bq;
+		fl = strlen(frag);
+	}
+	char *u = malloc(bq + rl + fl + 16);
 	if (!u)
 		return NULL;
 	size_t n;
@@ -1663,6 +1671,9 @@ static char *resolve_ref(const char *base, const char *ref, size_t rl)
 		u[pe] = save;
 		memmove(u + pa + nl, u + pe, strlen(u + pe) + 1);
 	}
+	n = strlen(u);
+	memcpy(u + n, frag, fl);
+	u[n + fl] = '\0';
 	return u;
 }
 
