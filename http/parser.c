@@ -484,6 +484,14 @@ static int request_line(const char *l, size_t ll,
 		}
 	}
 	const char *q = memchr(path, '?', (size_t)(end - path));
+	/* A '%' in the path not followed by two hex digits: an invalid
+	 * request line, 400 (RFC 9112 3, SHOULD; nginx too). The query is
+	 * passed on as sent: its meaning is the application's. */
+	for (const char *pc = path, *pe = q ? q : end;
+	     (pc = memchr(pc, '%', (size_t)(pe - pc))); pc += 3)
+		if (pe - pc < 3 || hexval(pc[1]) < 0 ||
+		    hexval(pc[2]) < 0)
+			return FUT_HTTP_EBADREQ;
 	req->path = path;
 	req->path_len = (size_t)((q ? q : end) - path);
 	req->query = q ? q + 1 : NULL;
