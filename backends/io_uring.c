@@ -482,6 +482,11 @@ static void completed(struct uring *u, struct fut__op *op, int res)
 			return;
 		}
 	}
+	/* An op the kernel ran blocking on a worker (a connect on a blocking
+	 * Unix socket whose listener is full) is stopped by a signal: it
+	 * was cancelled, as the others say. */
+	if (res == -EINTR && (op->cancel_req || reopened))
+		res = -ECANCELED;
 	int fd = op->fd, kind = op->kind;
 	int qi = (int)OP_QI(op);
 	op->bq = B_NONE;

@@ -77,7 +77,11 @@ void fut__op_complete(struct fut__op *op, int64_t res)
 		loop->active_bg--;
 	else
 		loop->active--;
-	fut__complete(f, res < 0 ? 0 : res, res < 0 ? (int)res : 0);
+	/* Errors are ints: a blocking job's int64 below INT32_MIN lost its
+	 * high half (-2^32 came out as success), so it is -EINVAL, as a
+	 * coroutine's is. */
+	fut__complete(f, res < 0 ? 0 : res,
+		      res < 0 ? (int)(res < INT32_MIN ? -EINVAL : res) : 0);
 	fut__op_free(op);
 	fut_unref(f);
 }

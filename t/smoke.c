@@ -369,6 +369,24 @@ START_TEST(unix_connect_to_full_backlog_is_eagain)
 	c = fut_close(loop, s);
 	wait_for(loop, c);
 	fut_unref(c);
+	/* A blocking socket waits for room where the kernel connects it
+	 * (io_uring, threads), or is made non-blocking (epoll: EAGAIN);
+	 * cancelled, it says so: io_uring's worker said -EINTR. */
+	s = socket(AF_UNIX, SOCK_STREAM, 0);
+	c = fut_connect(loop, s, (struct sockaddr *)&a, sizeof(a));
+	run_for(loop, 50);
+	if (!strcmp(fut_loop_backend(loop), "epoll")) {
+		ck_assert_int_eq(fut_error(c), -EAGAIN);
+	} else {
+		ck_assert_int_eq(fut_state(c), FUT_PENDING);
+		fut_cancel(c);
+		wait_for(loop, c);
+		ck_assert_int_eq(fut_error(c), -ECANCELED);
+	}
+	fut_unref(c);
+	c = fut_close(loop, s);
+	wait_for(loop, c);
+	fut_unref(c);
 	while (n)
 		close(fill[--n]);
 	close(ls);
@@ -1487,6 +1505,12 @@ static int64_t failing(void *arg)
 	return -EIO;
 }
 
+/* Returns its argument: an int64 below INT32_MIN */
+static int64_t returns(void *arg)
+{
+	return *(const int64_t *)arg;
+}
+
 START_TEST(blocking_jobs)
 {
 	struct fut_loop_opts o = { .threads = 1 };
@@ -1508,6 +1532,21 @@ START_TEST(blocking_jobs)
 	fut_unref(c);
 	fut *n = fut_run_blocking(loop, NULL, NULL);
 	ck_assert_int_eq(fut_error(n), -EINVAL);
+	fut_unref(n);
+	/* Errors are ints: -2^32 came out as a success, others positive. */
+	static const int64_t low[] = { -4294967296LL, INT64_MIN,
+				       -2147483649LL, -5000000000LL };
+	for (int i = 0; i < 4; i++) {
+		n = fut_run_blocking(loop, returns, (void *)&low[i]);
+		wait_for(loop, n);
+		ck_assert_int_eq(fut_state(n), FUT_REJECTED);
+		ck_assert_int_eq(fut_error(n), -EINVAL);
+		fut_unref(n);
+	}
+	int64_t big = INT64_MAX;
+	n = fut_run_blocking(loop, returns, &big);
+	wait_for(loop, n);
+	ck_assert(fut_value(n) == INT64_MAX);
 	fut_unref(n);
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
