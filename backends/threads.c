@@ -457,12 +457,17 @@ static bool try_recv(struct fut__op *op, bool swept)
  * Whether the driver behind a FUT__FD_OTHER fd can be waited on. One that
  * cannot (/dev/null) is always ready to read and write and never anything
  * else: poll(2) waited on it for good where epoll refuses it (EPERM) and
- * the other backends fail the poll with -EINVAL. Learned once per fd:
- * 1 it can, 0 it cannot, or -errno when the probe has no descriptor
- * (then the poll fails: sent to a worker, it might never end).
+ * the other backends fail the poll with -EINVAL. Called when poll(2) found
+ * none of the events: not ready to read or write proves a driver that can
+ * be waited on. Otherwise an epoll probe tells, once per fd: 1 it can, 0
+ * it cannot, -errno when the probe has no descriptor (the poll fails: on a
+ * worker it might never end).
  */
-static int waitable(struct fdstate *fs, int fd)
+static int waitable(struct fdstate *fs, int fd, short events)
 {
+	if (!fs->waitable && (events & (POLLIN | POLLOUT | POLLRDNORM |
+					POLLWRNORM)))
+		fs->waitable = 1;
 	if (!fs->waitable) {
 		int ep = epoll_create1(EPOLL_CLOEXEC);
 		if (ep < 0)
@@ -549,7 +554,7 @@ static void th_submit(struct fut_loop *loop, struct fut__op *op)
 	    try_poll(op))
 		return;
 	int w = op->kind == OP_POLL && fs->kind == FUT__FD_OTHER ?
-		waitable(fs, op->fd) : 1;
+		waitable(fs, op->fd, op->events) : 1;
 	if (w <= 0) {
 		fut__op_complete(op, w < 0 ? w : -EINVAL);
 		return;

@@ -1020,12 +1020,15 @@ static void conn_use(struct conn *c, struct request *r)
  * still under its own max_per_host, so one whose cap is reached holds up
  * nobody with a larger cap behind it. Each round takes one request off
  * the queue (rescanning from the head, since starting one can change the
- * queue), so this ends. The pool outlives the call even when every
- * request in it fails at once (socket() out of fds): the caller frees
- * it with pool_maybe_free.
+ * queue), so this ends. Not nested: a connect that fails at once
+ * (socket() out of fds) ends in conn_destroy, which calls here again,
+ * once per queued request. The pool outlives the call even when every
+ * request in it fails: the caller frees it with pool_maybe_free.
  */
 static void pool_next(struct pool *p)
 {
+	if (p->serving)
+		return; /* the running call rescans from the head */
 	p->serving++;
 	for (;;) {
 		struct request *r = p->wq_head;

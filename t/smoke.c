@@ -1277,6 +1277,8 @@ START_TEST(poll_out_of_fds_does_not_hang)
 	fut_loop *loop = new_loop();
 	int dn = open("/dev/null", O_RDWR | O_CLOEXEC);
 	ck_assert_int_ge(dn, 0);
+	int ev = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ck_assert_int_ge(ev, 0);
 	struct rlimit old, low;
 	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
 	low = old;
@@ -1288,6 +1290,16 @@ START_TEST(poll_out_of_fds_does_not_hang)
 	ck_assert_int_eq(errno, EMFILE);
 	fut *t = fut_timeout(fut_poll(loop, dn, POLLPRI), 2000);
 	wait_for(loop, t);
+	/* A device that can be waited on is, with no descriptor to spare
+	 * (the fix above first failed this one too). */
+	fut *e = fut_poll(loop, ev, POLLIN);
+	run_for(loop, 20);
+	ck_assert_int_eq(fut_state(e), FUT_PENDING);
+	uint64_t one = 1;
+	ck_assert_int_eq(write(ev, &one, sizeof(one)), sizeof(one));
+	wait_for(loop, e);
+	ck_assert_int_eq(fut_value(e), POLLIN);
+	fut_unref(e);
 	while (np)
 		close(pad[--np]);
 	setrlimit(RLIMIT_NOFILE, &old);
@@ -1300,6 +1312,9 @@ START_TEST(poll_out_of_fds_does_not_hang)
 	ck_assert_int_eq(fut_error(t), -EINVAL);
 	fut_unref(t);
 	fut *c = fut_close(loop, dn);
+	wait_for(loop, c);
+	fut_unref(c);
+	c = fut_close(loop, ev);
 	wait_for(loop, c);
 	fut_unref(c);
 	ck_assert_int_eq(fut_loop_free(loop), 0);
