@@ -21,7 +21,10 @@
 #define DEF_HEADER_BYTES 65536
 #define DEF_HEADERS 100
 #define DEF_BODY (1u << 20)
-#define MAX_CHUNK_EXT 4096   /* bytes of chunk extensions on one line */
+#define MAX_CHUNK_LINE 4096  /* bytes of a chunk-size line before its CR:
+				size, whitespace, extensions (endless
+				leading zeros cost a core for the whole
+				body timeout) */
 #define MAX_TRAILER 65536    /* bytes of trailer section */
 
 const unsigned char fut__http_tchar_tab[256] = {
@@ -802,6 +805,10 @@ static int chunked_decode(struct fut_http_chunked *st, char *buf,
 		case CH_SIZE0:
 		case CH_SIZE: {
 			int h = hexval(c);
+			if (c != '\r' && st->aux++ >= MAX_CHUNK_LINE) {
+				err = FUT_HTTP_EBADREQ; /* counts the line's bytes */
+				goto fail;
+			}
 			if (h >= 0) {
 				if (st->remaining >> 60) {
 					err = FUT_HTTP_EBADREQ; /* overflow */
@@ -813,8 +820,7 @@ static int chunked_decode(struct fut_http_chunked *st, char *buf,
 				err = FUT_HTTP_EBADREQ;
 				goto fail;
 			} else if (c == ';') {
-				st->aux = 0;
-				st->state = CH_EXT;
+				st->state = CH_EXT; /* aux: E_NAME0, the count */
 			} else if (c == ' ' || c == '\t') {
 				st->state = CH_BWS;
 			} else if (c == '\r') {
@@ -827,18 +833,19 @@ static int chunked_decode(struct fut_http_chunked *st, char *buf,
 			break;
 		}
 		case CH_BWS:
-			if (c == ';') {
-				st->aux = 0;
-				st->state = CH_EXT;
-			} else if (c != ' ' && c != '\t') {
+			if (st->aux++ >= MAX_CHUNK_LINE ||
+			    (c != ';' && c != ' ' && c != '\t')) {
 				err = FUT_HTTP_EBADREQ;
 				goto fail;
 			}
+			if (c == ';')
+				st->state = CH_EXT;
 			in++;
 			break;
 		case CH_EXT: {
 			int e = ext_step(st->aux >> EXT_SHIFT, c);
-			if (e < 0 || (st->aux & EXT_COUNT) >= MAX_CHUNK_EXT) {
+			if (e < 0 || (e != E_END &&
+				      (st->aux & EXT_COUNT) >= MAX_CHUNK_LINE)) {
 				err = FUT_HTTP_EBADREQ;
 				goto fail;
 			}
@@ -890,6 +897,8 @@ static int chunked_decode(struct fut_http_chunked *st, char *buf,
 				goto fail;
 			}
 			in++;
+			if (st->state == CH_DATA_LF)
+				st->aux = 0; /* the next size line's count */
 			st->state = st->state == CH_DATA_CR ? CH_DATA_LF :
 				    st->state == CH_DATA_LF ? CH_SIZE0 :
 				    st->state == CH_TRAILER_LF ? CH_TRAILER0 :

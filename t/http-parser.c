@@ -1286,6 +1286,69 @@ static void check_fed(const struct chunk_case *c, const struct fed *f,
 		      (int)f->rest_len, f->rest);
 }
 
+/* A chunk-size line holds at most 4096 bytes before its CRLF, leading
+ * zeros and whitespace included: endless zeros were taken for the whole
+ * body timeout, a core busy all along. Fed whole and byte by byte. */
+static int size_line(const char *pre, size_t fill, char fc, const char *post,
+		     int bytewise, char *out, size_t *outl)
+{
+	size_t pl = strlen(pre), sl = strlen(post), n = pl + fill + sl;
+	char *m = malloc(n);
+	ck_assert_ptr_nonnull(m);
+	memcpy(m, pre, pl);
+	memset(m + pl, fc, fill);
+	memcpy(m + pl + fill, post, sl);
+	struct fut_http_chunked st;
+	memset(&st, 0, sizeof(st));
+	int r = 0;
+	*outl = 0;
+	for (size_t pos = 0; pos < n && r == 0;) {
+		size_t k = bytewise ? 1 : n - pos, rest;
+		r = fut_http_chunked_decode(&st, m + pos, &k, &rest, 0);
+		memcpy(out + *outl, m + pos, k);
+		*outl += k;
+		pos += bytewise ? 1 : n;
+	}
+	free(m);
+	return r;
+}
+
+START_TEST(chunk_size_line_limit)
+{
+	static const struct {
+		const char *pre;
+		size_t fill;
+		char fc;
+		const char *post;
+		int ret;
+	} cases[] = {
+		{ "", 4095, '0', "5\r\nhello\r\n0\r\n\r\n", 1 },
+		{ "", 4096, '0', "5\r\nhello\r\n0\r\n\r\n",
+		  FUT_HTTP_EBADREQ },
+		{ "5", 4093, ' ', ";a\r\nhello\r\n0\r\n\r\n", 1 },
+		{ "5", 4094, ' ', ";a\r\nhello\r\n0\r\n\r\n",
+		  FUT_HTTP_EBADREQ },
+		{ "5;", 4094, 'a', "\r\nhello\r\n0\r\n\r\n", 1 },
+		{ "5;", 4095, 'a', "\r\nhello\r\n0\r\n\r\n",
+		  FUT_HTTP_EBADREQ },
+		/* the count starts again on each size line */
+		{ "5\r\nhello\r\n", 4095, '0', "0\r\n\r\n", 1 },
+	};
+	for (size_t i = 0; i < NELEM(cases); i++)
+		for (int bw = 0; bw < 2; bw++) {
+			char out[16];
+			size_t ol;
+			int r = size_line(cases[i].pre, cases[i].fill,
+					  cases[i].fc, cases[i].post, bw, out,
+					  &ol);
+			ck_assert_msg(r == cases[i].ret, "case %zu (%s): %d",
+				      i, bw ? "bytewise" : "whole", r);
+			if (r == 1)
+				ck_assert(ol == 5 && !memcmp(out, "hello", 5));
+		}
+}
+END_TEST
+
 START_TEST(chunked_body)
 {
 	const struct chunk_case *c = &chunks[_i];
@@ -1468,6 +1531,7 @@ Suite *http_parser_suite(void)
 	tc = tcase_create("chunked");
 	tcase_add_loop_test(tc, chunked_body, 0, NELEM(chunks));
 	tcase_add_test(tc, chunked_after_head);
+	tcase_add_test(tc, chunk_size_line_limit);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("helpers");
 	tcase_add_test(tc, status_of);
