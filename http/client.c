@@ -85,7 +85,11 @@ struct pool {
 				 pool: not counted above, but the pool must
 				 outlive them */
 	struct conn *idle;
-	struct request *wq_head, **wq_tail; /* waiting for a connection */
+	struct request *wq_head, *wq_last; /* waiting for a connection */
+	unsigned cap_max;     /* no queued request has a larger max_per_host:
+				 at nconns >= cap_max none can start, and
+				 the queue is not walked (it was, per fetch
+				 and per response: 10,000 queued took 3.5 s) */
 	unsigned serving;     /* pool_next runs: a connect that fails at once
 				 must not free the pool under its loop */
 };
@@ -99,7 +103,7 @@ struct client {
 enum rphase { R_QUEUED, R_CONNECT, R_REQUEST, R_DONE };
 
 struct request {
-	struct request *wq_next;
+	struct request *wq_next, *wq_prev;
 	int refs;             /* the request itself + pending callbacks */
 	fut_loop *loop;
 	fut *result;
@@ -190,7 +194,6 @@ static struct pool *pool_get(fut_loop *loop, const char *key)
 			return NULL;
 		}
 		p->cl = cl;
-		p->wq_tail = &p->wq_head;
 		p->next = cl->pools;
 		cl->pools = p;
 	}
@@ -416,17 +419,33 @@ static void request_timer(struct request *r)
 	phase_timer(r, R_REQUEST, request_left(r));
 }
 
+static void wq_append(struct pool *p, struct request *r)
+{
+	r->wq_next = NULL;
+	r->wq_prev = p->wq_last;
+	if (p->wq_last)
+		p->wq_last->wq_next = r;
+	else
+		p->wq_head = r;
+	p->wq_last = r;
+	if (r->o.max_per_host > p->cap_max)
+		p->cap_max = r->o.max_per_host;
+}
+
+/* O(1): a queue of thousands loses its timed-out ones one by one. */
 static void wq_remove(struct pool *p, struct request *r)
 {
-	struct request **pp = &p->wq_head;
-	while (*pp && *pp != r)
-		pp = &(*pp)->wq_next;
-	if (!*pp)
-		return;
-	*pp = r->wq_next;
-	if (!*pp)
-		p->wq_tail = pp;
-	r->wq_next = NULL;
+	if (!r->wq_prev && p->wq_head != r)
+		return; /* not queued */
+	if (r->wq_prev)
+		r->wq_prev->wq_next = r->wq_next;
+	else
+		p->wq_head = r->wq_next;
+	if (r->wq_next)
+		r->wq_next->wq_prev = r->wq_prev;
+	else
+		p->wq_last = r->wq_prev;
+	r->wq_next = r->wq_prev = NULL;
 }
 
 /*
@@ -1045,10 +1064,18 @@ static void pool_next(struct pool *p)
 			fut_cancel(c->watch);
 			continue;
 		}
-		while (r && p->nconns >= r->o.max_per_host)
-			r = r->wq_next;
-		if (!r)
+		if (p->nconns >= p->cap_max)
 			break;
+		unsigned cap = 0;
+		while (r && p->nconns >= r->o.max_per_host) {
+			if (r->o.max_per_host > cap)
+				cap = r->o.max_per_host;
+			r = r->wq_next;
+		}
+		if (!r) {
+			p->cap_max = cap; /* the largest still queued */
+			break;
+		}
 		wq_remove(p, r);
 		start_connect(p, r);
 	}
@@ -1463,8 +1490,13 @@ static int request_start(fut_loop *loop, fut *res, const char *url,
 			 const struct fut_http_fetch_opts *o,
 			 struct follow *fw)
 {
-	struct request *r = calloc(1, sizeof(*r) +
-				      o->max_headers * sizeof(r->hv[0]));
+	/* hv is not zeroed: the parser fills what it uses, and a queued
+	 * request leaves its pages untouched (40,000 queued fetches spent a
+	 * third of their time faulting in zeroed arrays). */
+	struct request *r = malloc(sizeof(*r) +
+				   o->max_headers * sizeof(r->hv[0]));
+	if (r)
+		memset(r, 0, sizeof(*r));
 	if (!r) {
 		follow_free(fw);
 		return -ENOMEM;
@@ -1511,8 +1543,7 @@ static int request_start(fut_loop *loop, fut *res, const char *url,
 	/* Queue behind the others, then let the pool hand out what it
 	 * can: FIFO even when a connection is free right now. */
 	r->phase = R_QUEUED;
-	*p->wq_tail = r;
-	p->wq_tail = &r->wq_next;
+	wq_append(p, r);
 	phase_timer(r, R_QUEUED, o->queue_timeout_ms);
 	pool_next(p);
 	pool_maybe_free(p); /* the request failed at once (out of fds) */
