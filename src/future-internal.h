@@ -291,6 +291,10 @@ size_t fut__free_all(struct fut_loop *loop);
 /* post.c */
 struct fut__pq;
 int fut__post(struct fut_loop *loop, fut_post_fn fn, void *arg);
+struct fut__pq;
+struct fut__pq *fut__post_reserve(struct fut_loop *loop);
+void fut__post_commit(struct fut_loop *loop, struct fut__pq *q,
+		      fut_post_fn fn, void *arg);
 void fut__post_init(struct fut_loop *loop);
 size_t fut__drain_posts(struct fut_loop *loop);
 bool fut__posts_pending(struct fut_loop *loop);

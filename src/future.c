@@ -146,13 +146,16 @@ static int finish(fut *f, int64_t v, void *p, void (*dtor)(void *), int err)
 			enqueue(f);
 		return 0;
 	}
+	/* The handoff's queue only grows when the loop falls behind; if even
+	 * that allocation fails the loop could never learn that f ended:
+	 * no way back from ST_COMPLETING. Reserved before the state is out,
+	 * so a loop freed as soon as it sees the state waits for the post. */
+	struct fut__pq *q = fut__post_reserve(loop);
+	if (!q)
+		abort();
 	atomic_store_explicit(&f->state, final | ST_REMOTE,
 			      memory_order_release);
-	/* The handoff array only grows when the loop falls behind; if even
-	 * that allocation fails the loop could never learn that f ended,
-	 * and others may already have seen the new state: no way back. */
-	if (fut__post(loop, fut__remote_done, f) < 0)
-		abort();
+	fut__post_commit(loop, q, fut__remote_done, f);
 	return 0;
 }
 

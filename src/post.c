@@ -220,29 +220,52 @@ static void nudge(struct fut_loop *loop)
 		loop->be->wake(loop);
 }
 
-int fut__post(struct fut_loop *loop, fut_post_fn fn, void *arg)
+/*
+ * A post in two steps, for a resolve from another thread: the future's new
+ * state is published between them, and a loop that sees it may return
+ * from run_until and be freed before the post itself is published. So
+ * busy is set first, in a queue already registered with the loop: the
+ * free waits for it (fut__posts_quiesce), not only for a post it ran.
+ * Until then the thread's first post registered its queue after the
+ * state was out, and locked a freed loop (design audit, ASan).
+ */
+struct fut__pq *fut__post_reserve(struct fut_loop *loop)
 {
 	struct fut__pq *q = my_queue(loop);
 	if (!q)
-		return -ENOMEM;
+		return NULL;
 	if (q->pslot == SEG_SLOTS) {
 		struct seg *s = calloc(1, sizeof(*s));
 		if (!s)
-			return -ENOMEM;
+			return NULL;
 		/* Linked before the count that makes the consumer look. */
 		atomic_store_explicit(&q->pseg->next, s, memory_order_relaxed);
 		q->pseg = s;
 		q->pslot = 0;
 	}
+	/* Before what the caller publishes next (a release store): a loop
+	 * that saw it sees busy until the nudge below is done with it. */
+	atomic_store_explicit(&q->busy, 1, memory_order_relaxed);
+	return q;
+}
+
+void fut__post_commit(struct fut_loop *loop, struct fut__pq *q,
+		      fut_post_fn fn, void *arg)
+{
 	q->pseg->slot[q->pslot].fn = fn;
 	q->pseg->slot[q->pslot].arg = arg;
 	q->pslot++;
-	/* Before the publish (its release orders it): a loop that ran this
-	 * post sees busy until the nudge below is done with the loop. */
-	atomic_store_explicit(&q->busy, 1, memory_order_relaxed);
 	atomic_store_explicit(&q->published, ++q->pcount, memory_order_release);
 	nudge(loop);
 	atomic_store_explicit(&q->busy, 0, memory_order_release);
+}
+
+int fut__post(struct fut_loop *loop, fut_post_fn fn, void *arg)
+{
+	struct fut__pq *q = fut__post_reserve(loop);
+	if (!q)
+		return -ENOMEM;
+	fut__post_commit(loop, q, fn, arg);
 	return 0;
 }
 

@@ -765,6 +765,33 @@ START_TEST(poster_outlives_loop)
 }
 END_TEST
 
+static void *resolve_it(void *arg)
+{
+	fut_resolve(arg, 7);
+	return NULL;
+}
+
+/* A thread's resolve published the state, then made its first post (the
+ * handoff), registering its queue with the loop: a loop that saw the
+ * state returned from run_until and was freed under it (ASan: use after
+ * free in register_queue; TSan: a race). A new thread each round, so
+ * each resolve is its thread's first. */
+START_TEST(resolve_from_thread_then_free)
+{
+	for (int i = 0; i < 300; i++) {
+		fut_loop *loop = new_loop();
+		fut *f = fut_new(loop);
+		pthread_t th;
+		pthread_create(&th, NULL, resolve_it, f);
+		ck_assert_int_eq(fut_loop_run_until(loop, f), 0);
+		ck_assert_int_eq(fut_value(f), 7);
+		fut_unref(f);
+		ck_assert_int_eq(fut_loop_free(loop), 0);
+		pthread_join(th, NULL);
+	}
+}
+END_TEST
+
 static void free_inside(fut *f, void *arg)
 {
 	*(int *)arg = fut_loop_free(fut_loop_of(f));
@@ -1003,6 +1030,7 @@ Suite *core_suite(void)
 	tcase_add_test(tc, post_drain_oldest_queue_first);
 	tcase_add_test(tc, exited_posters_leave_nothing);
 	tcase_add_test(tc, poster_outlives_loop);
+	tcase_add_test(tc, resolve_from_thread_then_free);
 	tcase_add_test(tc, free_inside_callback_is_refused);
 	tcase_add_test(tc, pointer_value_shared_with_wrappers);
 	tcase_add_test(tc, background_work_does_not_keep_run);
