@@ -208,7 +208,8 @@ static ssize_t nb_send(int fd, const void *buf, size_t len, int flags)
 static int64_t send_some(struct fut__op *op)
 {
 	char *p = op->buf;
-	while (op->done < op->len) {
+	bool empty = fut__sends_empty(op);
+	while (op->done < op->len || empty) {
 		ssize_t r;
 		if (op->kind == OP_SEND)
 			r = nb_send(op->fd, p + op->done, op->len - op->done,
@@ -218,10 +219,12 @@ static int64_t send_some(struct fut__op *op)
 				   op->off + (off_t)op->done);
 		else
 			r = write(op->fd, p + op->done, op->len - op->done);
-		if (r >= 0)
+		if (r >= 0) {
 			op->done += (size_t)r;
-		else if (errno != EINTR)
+			empty = false;
+		} else if (errno != EINTR) {
 			return -errno;
+		}
 	}
 	return (int64_t)op->len;
 }

@@ -247,7 +247,8 @@ static void to_ring(struct uring *u, struct fut__op *op)
  * at once, 0 when it is under way. */
 static int start(struct uring *u, struct fut__op *op)
 {
-	if ((op->kind == OP_SEND || op->kind == OP_WRITE) && !op->len) {
+	if ((op->kind == OP_SEND || op->kind == OP_WRITE) && !op->len &&
+	    !fut__sends_empty(op)) {
 		/* Nothing to send: done, in its turn, as on the others (the
 		 * ring would say EPIPE on a shut-down socket). */
 		op->bq = B_NONE;

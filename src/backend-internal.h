@@ -79,6 +79,10 @@ static inline int64_t fut__file_poll(short events)
 /* A stream socket: a short MSG_WAITALL recv on it goes on (src/io.c). */
 bool fut__sock_gathers(int fd);
 
+/* A send of 0 bytes that send(2) would make: an empty datagram on a
+ * datagram or seqpacket socket. On a stream there is nothing to send. */
+bool fut__sends_empty(const struct fut__op *op);
+
 /* What a cancelled op ends with: the bytes a MSG_WAITALL recv gathered
  * before the cancel are taken from the socket, so they are its result
  * (as the ring's own cancel gives them), not lost in -ECANCELED. */

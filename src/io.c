@@ -314,6 +314,15 @@ bool fut__sock_gathers(int fd)
 	       type == SOCK_STREAM;
 }
 
+bool fut__sends_empty(const struct fut__op *op)
+{
+	int type = 0;
+	socklen_t sl = sizeof(type);
+	return op->kind == OP_SEND && !op->len &&
+	       getsockopt(op->fd, SOL_SOCKET, SO_TYPE, &type, &sl) == 0 &&
+	       type != SOCK_STREAM;
+}
+
 /*
  * recv with MSG_WAITALL: all len bytes, or fewer at the end of the
  * stream or when an error follows some. By hand, since recv(2) waits for
@@ -354,7 +363,8 @@ static int64_t recv_all(struct fut__op *op)
 static int64_t xfer_all(struct fut__op *op)
 {
 	char *p = op->buf;
-	while (op->done < op->len) {
+	bool empty = fut__sends_empty(op);
+	while (op->done < op->len || empty) {
 		ssize_t r;
 		if (op->kind == OP_SEND)
 			r = send(op->fd, p + op->done, op->len - op->done,
@@ -366,6 +376,7 @@ static int64_t xfer_all(struct fut__op *op)
 			r = write(op->fd, p + op->done, op->len - op->done);
 		if (r >= 0) {
 			op->done += (size_t)r;
+			empty = false;
 			continue;
 		}
 		if (errno == EINTR && !stop_here(op))

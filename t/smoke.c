@@ -904,6 +904,14 @@ START_TEST(recv_waitall_gathers)
 	wait_for(loop, f);
 	ck_assert_int_eq(fut_value(f), 10);
 	fut_unref(f);
+	/* A send of 0 bytes is an empty datagram, as send(2) makes it (all
+	 * three backends took it for nothing to send). */
+	ck_assert_int_eq(recv(sv[0], pk, sizeof(pk), 0), 10); /* the 2nd */
+	f = fut_send(loop, sv[1], pk, 0, 0);
+	wait_for(loop, f);
+	ck_assert_int_eq(fut_value(f), 0);
+	fut_unref(f);
+	ck_assert_int_eq(recv(sv[0], pk, sizeof(pk), MSG_DONTWAIT), 0);
 	close_pair(loop, sv);
 	ck_assert_int_eq(fut_loop_free(loop), 0);
 }
