@@ -7,6 +7,11 @@
  * bench.h).
  *
  *   fetch URL [N requests] [C in flight] [which: libfuture|evhttp|both]
+ *         [CAP: libfuture's max_per_host, default C]
+ *
+ * With CAP below C the rest wait in the client's queue: `fetch URL 40000
+ * 40000 libfuture 32` puts 40,000 requests behind 32 connections (the
+ * queue's own cost; Tornado's max_clients queue does the same).
  *
  * The URL must be http://IPv4:port/path (evhttp is given the address).
  * Run by bench/client.sh, which starts nginx pinned to the other core.
@@ -50,6 +55,7 @@ static void report(const char *impl, long n, double wall, double cpu)
 static fut_loop *loop;
 static const char *url;
 static struct fut_http_fetch_opts fopts;
+static int cap;
 
 static void fut_next(void);
 
@@ -73,7 +79,8 @@ static void fut_next(void)
 static void run_libfuture(long n, int c)
 {
 	loop = fut_loop_new(NULL, NULL);
-	fopts.max_per_host = (unsigned)c;
+	fopts.max_per_host = (unsigned)(cap ? cap : c);
+	fopts.queue_timeout_ms = 600000; /* the queue's speed, not its limit */
 	left = n;
 	done_n = failed = 0;
 	double t0 = wall_s(), c0 = cpu_s();
@@ -142,13 +149,15 @@ static void run_evhttp(long n, int c)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: fetch URL [N] [C] [libfuture|evhttp|both]\n");
+		fprintf(stderr, "usage: fetch URL [N] [C] "
+			"[libfuture|evhttp|both] [CAP]\n");
 		return 2;
 	}
 	url = argv[1];
 	long n = argc > 2 ? atol(argv[2]) : 100000;
 	int c = argc > 3 ? atoi(argv[3]) : 50;
 	const char *which = argc > 4 ? argv[4] : "both";
+	cap = argc > 5 ? atoi(argv[5]) : 0;
 	static char h[64], p[256];
 	if (sscanf(url, "http://%63[0-9.]:%d%255s", h, &port, p) != 3) {
 		fprintf(stderr, "fetch: URL must be http://IPv4:port/path\n");
