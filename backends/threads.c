@@ -350,8 +350,9 @@ static int th_cancel(struct fut_loop *loop, struct fut__op *op);
 static bool try_send(struct fut__op *op)
 {
 #ifdef MSG_DONTWAIT
-	if (op->kind != OP_SEND || op->done >= op->len)
-		return false; /* an empty send stays the worker's no-op */
+	if (op->kind != OP_SEND ||
+	    (op->done >= op->len && !fut__sends_empty(op)))
+		return false; /* an empty stream send stays the worker's no-op */
 	ssize_t r;
 	do
 		r = send(op->fd, (char *)op->buf + op->done, op->len - op->done,
