@@ -2652,24 +2652,15 @@ START_TEST(accept_survives_emfile)
 	fut *warm = fut_run_blocking(loop, noop_job, NULL);
 	wait_for(loop, warm);
 	fut_unref(warm);
-	struct rlimit old, low;
-	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
-	low = old;
-	low.rlim_cur = 1024 < old.rlim_cur ? 1024 : old.rlim_cur;
-	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
-	int pad[4096], np = 0, d;
-	while (np < 4096 && (d = dup(0)) >= 0)
-		pad[np++] = d;
-	ck_assert_int_eq(errno, EMFILE);
-	ck_assert_int_gt(np, 2);
-	close(pad[--np]); /* room for the client's socket only */
+	struct fds_taken fds;
+	fds_exhaust(&fds);
+	ck_assert_int_gt(fds.n, 2);
+	close(fds.pad[--fds.n]); /* room for the client's socket only */
 	fut *f = fut_run_blocking(loop, raw_job, &x);
 	/* accept meets EMFILE, pauses, retries (io_uring may get its fd
 	 * all the same: only the outcome is checked). */
 	run_for(loop, 300);
-	while (np)
-		close(pad[--np]);
-	setrlimit(RLIMIT_NOFILE, &old);
+	fds_restore(&fds);
 	wait_for(loop, f);
 	fut_unref(f);
 	ck_assert_msg(!strncmp(x.got, "HTTP/1.1 200 OK", 15), "%s", x.got);
@@ -2694,24 +2685,15 @@ START_TEST(fetch_out_of_fds_fails_cleanly)
 	fut *warm = fut_run_blocking(loop, noop_job, NULL);
 	wait_for(loop, warm);
 	fut_unref(warm);
-	struct rlimit old, low;
-	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
-	low = old;
-	low.rlim_cur = 1024 < old.rlim_cur ? 1024 : old.rlim_cur;
-	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
-	int pad[4096], np = 0, d;
-	while (np < 4096 && (d = dup(0)) >= 0)
-		pad[np++] = d;
-	ck_assert_int_eq(errno, EMFILE);
+	struct fds_taken fds;
+	fds_exhaust(&fds);
 	fut *f[3];
 	f[0] = fut_http_fetch(loop, url(srv, "/"), NULL);
 	f[1] = fut_http_fetch(loop, url(srv, "/"), NULL);
 	f[2] = fut_http_fetch(loop, byname, NULL);
 	for (int i = 0; i < 3; i++)
 		wait_for(loop, f[i]);
-	while (np)
-		close(pad[--np]);
-	setrlimit(RLIMIT_NOFILE, &old);
+	fds_restore(&fds);
 	for (int i = 0; i < 3; i++) {
 		ck_assert_msg(fut_error(f[i]) == -EMFILE, "fetch %d: %s", i,
 			      fut_strerror(fut_error(f[i])));

@@ -6,6 +6,7 @@
 #include <future.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 
 /* t/util.c */
 fut_loop *new_loop(void); /* fails the test if it cannot */
@@ -15,6 +16,16 @@ void count_cb(fut *f, void *arg); /* ++*(long *)arg */
 /* Bytes malloc holds (mallinfo2); 0 under ASan, which replaces malloc. */
 size_t heap_in_use(void);
 const char *self_exe(void); /* for execl() in a fresh process */
+/* Out of descriptors: lowers RLIMIT_NOFILE to at most 1024 and takes
+ * every one left (dups of 0, up to 4096) into fds->pad; fds_restore
+ * gives them and the limit back. */
+struct fds_taken {
+	int pad[4096];
+	int n;
+	struct rlimit old;
+};
+void fds_exhaust(struct fds_taken *fds);
+void fds_restore(struct fds_taken *fds);
 
 Suite *select_suite(void);
 int select_child(const char *name); /* t/unit --child NAME */

@@ -28,6 +28,27 @@ void wait_for(fut_loop *loop, fut *f)
 	fut_unref(guard);
 }
 
+void fds_exhaust(struct fds_taken *fds)
+{
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &fds->old), 0);
+	struct rlimit low = fds->old;
+	if (low.rlim_cur > 1024)
+		low.rlim_cur = 1024;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	int d;
+	fds->n = 0;
+	while (fds->n < 4096 && (d = dup(0)) >= 0)
+		fds->pad[fds->n++] = d;
+	ck_assert_int_eq(errno, EMFILE);
+}
+
+void fds_restore(struct fds_taken *fds)
+{
+	while (fds->n)
+		close(fds->pad[--fds->n]);
+	setrlimit(RLIMIT_NOFILE, &fds->old);
+}
+
 /* Run the loop for ms milliseconds. */
 void run_for(fut_loop *loop, uint64_t ms)
 {
