@@ -1495,12 +1495,11 @@ static int request_start(fut_loop *loop, fut *res, const char *url,
 	 * third of their time faulting in zeroed arrays). */
 	struct request *r = malloc(sizeof(*r) +
 				   o->max_headers * sizeof(r->hv[0]));
-	if (r)
-		memset(r, 0, sizeof(*r));
 	if (!r) {
 		follow_free(fw);
 		return -ENOMEM;
 	}
+	memset(r, 0, sizeof(*r));
 	r->refs = 1;
 	r->loop = loop;
 	r->result = fut_ref(res);

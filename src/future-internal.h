@@ -291,7 +291,6 @@ size_t fut__free_all(struct fut_loop *loop);
 /* post.c */
 struct fut__pq;
 int fut__post(struct fut_loop *loop, fut_post_fn fn, void *arg);
-struct fut__pq;
 struct fut__pq *fut__post_reserve(struct fut_loop *loop);
 void fut__post_commit(struct fut_loop *loop, struct fut__pq *q,
 		      fut_post_fn fn, void *arg);

@@ -227,7 +227,7 @@ static void nudge(struct fut_loop *loop)
  * busy is set first, in a queue already registered with the loop: the
  * free waits for it (fut__posts_quiesce), not only for a post it ran.
  * Until then the thread's first post registered its queue after the
- * state was out, and locked a freed loop (design audit, ASan).
+ * state was out, and locked a freed loop (design audit: TSan).
  */
 struct fut__pq *fut__post_reserve(struct fut_loop *loop)
 {
