@@ -1418,7 +1418,8 @@ static int build(struct request *r, const char *path,
 				 "\r\n";
 	size_t sz = strlen(method) + plen + (size_t)hplen + o->body_len + 128 +
 		    sizeof(ua);
-	int own_host = 0, own_ua = 0;
+	int own_ua = 0;
+	const char *own_host = NULL;
 	for (const char *const *h = o->headers; h && *h; h++) {
 		if (!valid_header_line(*h))
 			return -EINVAL;
@@ -1430,8 +1431,17 @@ static int build(struct request *r, const char *path,
 		    fut__http_ieq(*h, nl, "transfer-encoding"))
 			return -EINVAL;
 		if (fut__http_ieq(*h, nl, "host")) {
-			if (own_host++) /* one Host (RFC 9112 3.2) */
+			/* One Host (RFC 9112 3.2), an authority: a server
+			 * MUST answer any other value with 400. */
+			const char *v = *h + nl + 1;
+			size_t vl = strlen(v);
+			while (vl && (*v == ' ' || *v == '\t'))
+				v++, vl--;
+			while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+				vl--;
+			if (own_host || !vl || !fut__http_valid_host(v, vl))
 				return -EINVAL;
+			own_host = *h;
 		}
 		own_ua |= fut__http_ieq(*h, nl, "user-agent");
 		if (fut__http_ieq(*h, nl, "connection") &&
@@ -1444,10 +1454,12 @@ static int build(struct request *r, const char *path,
 	if (!out)
 		return -ENOMEM;
 	/* A Host of the caller's replaces the URL's (virtual hosts by
-	 * address, as curl -H does). */
+	 * address, as curl -H does), first as the URL's would be (RFC 9110
+	 * 7.2: a user agent SHOULD send Host as the first field). */
 	int n = own_host ?
-		snprintf(out, sz, "%s %s%.*s HTTP/1.1\r\n", method,
-			 plen && path[0] == '/' ? "" : "/", (int)plen, path) :
+		snprintf(out, sz, "%s %s%.*s HTTP/1.1\r\n%s\r\n", method,
+			 plen && path[0] == '/' ? "" : "/", (int)plen, path,
+			 own_host) :
 		snprintf(out, sz, "%s %s%.*s HTTP/1.1\r\nHost: %.*s\r\n", method,
 			 plen && path[0] == '/' ? "" : "/", (int)plen, path,
 			 hplen, hostport);
@@ -1459,6 +1471,8 @@ static int build(struct request *r, const char *path,
 		len += sizeof(ua) - 1;
 	}
 	for (const char *const *h = o->headers; h && *h; h++) {
+		if (*h == own_host)
+			continue; /* went first */
 		size_t l = strlen(*h);
 		memcpy(out + len, *h, l);
 		memcpy(out + len + l, "\r\n", 2);

@@ -54,6 +54,8 @@ static inline int fut__http_tchar(unsigned char c)
 }
 /* Whether a list field value (#element, RFC 9110 5.6.1) has token tok. */
 int fut__http_list_has(const char *v, size_t n, const char *tok);
+/* Host = uri-host [ ":" port ] (RFC 9112 3.2); empty passes. */
+int fut__http_valid_host(const char *v, size_t n);
 /* fut_http_chunked_decode for a response: an obs-fold in its trailer
  * section is taken as SP (RFC 9112 5.2), as in its head. */
 int fut__http_chunked_decode_response(struct fut_http_chunked *st,

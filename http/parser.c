@@ -258,7 +258,7 @@ static ptrdiff_t host_port(const char *v, size_t n)
 }
 
 /* Host = uri-host [ ":" port ]; empty is allowed (RFC 9112 3.2). */
-static int valid_host(const char *v, size_t n)
+int fut__http_valid_host(const char *v, size_t n)
 {
 	return host_port(v, n) >= 0;
 }
@@ -355,7 +355,7 @@ static int parse_fields(const char *p, size_t n, int allow_lf, int bad,
 		}
 		else if (fut__http_ieq(l, c, "host")) {
 			fr->hosts++;
-			if (!valid_host(h->value, h->value_len))
+			if (!fut__http_valid_host(h->value, h->value_len))
 				return bad; /* RFC 9112 3.2: 400 */
 		}
 		else if (fut__http_ieq(l, c, "expect"))

@@ -2262,6 +2262,30 @@ START_TEST(fetch_request_shape)
 	wait_for(loop, f);
 	ck_assert_int_eq(fut_error(f), -EINVAL);
 	fut_unref(f);
+	/* The caller's Host goes first (RFC 9110 7.2 SHOULD; it went after
+	 * User-Agent), and must be an authority (a server MUST answer any
+	 * other with 400; it was sent as given). */
+	static const char *const vh[] = { "X-A: 1", "Host:  v.test:81 ",
+					  NULL };
+	struct fut_http_fetch_opts vo = { .headers = vh };
+	f = fut_http_fetch(loop, u, &vo);
+	wait_for(loop, f);
+	ck_assert_ptr_nonnull(fut_http_response_of(f));
+	const char *b = fut_http_response_of(f)->body;
+	const char *hp = strstr(b, "Host: v.test:81\n");
+	ck_assert_msg(hp && hp < strstr(b, "User-Agent:") &&
+		      hp < strstr(b, "X-A: 1"), "%s", b);
+	fut_unref(f);
+	static const char *const badhost[] = { "Host:", "Host: a b",
+					       "Host: u@x", "Host: x:8a" };
+	for (int i = 0; i < 4; i++) {
+		const char *one[] = { badhost[i], NULL };
+		struct fut_http_fetch_opts ho = { .headers = one };
+		f = fut_http_fetch(loop, u, &ho);
+		wait_for(loop, f);
+		ck_assert_msg(fut_error(f) == -EINVAL, "%s", badhost[i]);
+		fut_unref(f);
+	}
 	/* max_body UINT64_MAX on a 4 MiB chunked body */
 	snprintf(u, sizeof(u), "http://127.0.0.1:%d/stream", port);
 	struct fut_http_fetch_opts mo = { .max_body = UINT64_MAX };
