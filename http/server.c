@@ -316,16 +316,27 @@ static void conn_free(struct conn *c)
 static void conn_close(struct conn *c)
 {
 	c->closing = 1;
+	/* Closed now, even with a send or the watch in flight (fut_close
+	 * cancels them): a free or a shutdown left the socket open until
+	 * their cancels came back, and the client waiting on it. */
+	if (c->fd >= 0) {
+		fut_unref(fut_close(c->loop, c->fd));
+		c->fd = -1;
+	}
 	if (c->io || c->watch) {
+		/* Writers waiting for room learn it now: a program that
+		 * frees the loop next (after a shutdown) cancelled them. */
+		if (c->phase == P_HANDLER && !c->req.ended) {
+			if (!c->req.failed)
+				c->req.failed = c->timed_out ? -ETIMEDOUT
+							     : -EPIPE;
+			fail_waiters(&c->req, c->req.failed);
+		}
 		if (c->io)
 			fut_cancel(c->io);
 		if (c->watch)
 			fut_cancel(c->watch);
 		return; /* their callbacks come back here */
-	}
-	if (c->fd >= 0) {
-		fut_unref(fut_close(c->loop, c->fd));
-		c->fd = -1;
 	}
 	if (c->phase == P_HANDLER && !c->req.ended) {
 		c->phase = P_CLOSED;
@@ -493,7 +504,7 @@ int fut_http_respond(fut_http_req *r, int status, const void *body,
 		return -EINVAL;
 	struct conn *c = r->c;
 	r->started = 1;
-	if (c->phase == P_CLOSED) {
+	if (c->phase == P_CLOSED || c->closing) {
 		req_end(c);
 		return -EPIPE;
 	}
@@ -515,7 +526,7 @@ int fut_http_stream_begin(fut_http_req *r, int status)
 	struct conn *c = r->c;
 	r->started = 1;
 	r->streaming = 1;
-	if (c->phase == P_CLOSED)
+	if (c->phase == P_CLOSED || c->closing)
 		return -EPIPE;
 	int e = put_head(c, status, -1);
 	if (e)
@@ -539,7 +550,8 @@ fut *fut_http_stream_write(fut_http_req *r, const void *buf, size_t len)
 	struct conn *c = r->c;
 	if (!r->streaming || (len && !buf))
 		return fut_rejected(c->loop, -EINVAL);
-	if (r->failed || c->phase == P_CLOSED)
+	/* closing: freed or cut by a shutdown, a send still coming back */
+	if (r->failed || c->phase == P_CLOSED || c->closing)
 		return fut_rejected(c->loop, r->failed ? r->failed : -EPIPE);
 	if (!len || r->head_only)
 		return fut_resolved(c->loop, (int64_t)len);
@@ -573,10 +585,11 @@ int fut_http_stream_end(fut_http_req *r)
 		return -EINVAL;
 	struct conn *c = r->c;
 	int e = r->failed;
-	if (c->phase != P_CLOSED && !r->failed && !r->head_only &&
+	bool gone = c->phase == P_CLOSED || c->closing;
+	if (!gone && !r->failed && !r->head_only &&
 	    chunked_out(r) && out_add(&c->next_out, "0\r\n\r\n", 5))
 		r->close_after = 1;
-	if (c->phase == P_CLOSED && !e)
+	if (gone && !e)
 		e = -EPIPE;
 	req_end(c);
 	return e;

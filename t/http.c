@@ -1001,6 +1001,41 @@ START_TEST(expect_hook_may_free_the_server)
 }
 END_TEST
 
+/* A handler that frees its server while a send of its stream is still
+ * in flight: the close waited for that send, and meanwhile the next
+ * write resolved (0), the end said 0 and the socket stayed open. */
+static fut_http_server *stream_free_srv;
+static int stream_free_w2, stream_free_end;
+
+static void stream_then_free(fut_http_req *req, void *arg)
+{
+	(void)arg;
+	ck_assert_int_eq(fut_http_stream_begin(req, 200), 0);
+	fut_unref(fut_http_stream_write(req, "abc", 3));
+	fut_http_server_free(stream_free_srv);
+	fut *w = fut_http_stream_write(req, "def", 3);
+	stream_free_w2 = fut_state(w) == FUT_REJECTED ? fut_error(w) : 1;
+	fut_unref(w);
+	stream_free_end = fut_http_stream_end(req);
+}
+
+START_TEST(free_while_streaming)
+{
+	fut_loop *loop = new_loop();
+	struct fut_http_server_opts o = { .host = "127.0.0.1",
+					  .handler = stream_then_free };
+	ck_assert_int_eq(fut_http_server_new(loop, &o, &stream_free_srv), 0);
+	struct raw x;
+	static const char q[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+	raw(loop, stream_free_srv, &x, q, sizeof(q) - 1);
+	ck_assert_int_eq(stream_free_w2, -EPIPE);
+	ck_assert_int_eq(stream_free_end, -EPIPE);
+	ck_assert(x.eof); /* closed, with no last chunk */
+	ck_assert_ptr_null(strstr(x.got, "0\r\n\r\n"));
+	ck_assert_int_eq(fut_loop_free(loop), 0);
+}
+END_TEST
+
 /*
  * A coroutine server freed, then its loop, in the pass where a request
  * was handed to a coroutine that had not started yet: the loop's free
@@ -3859,6 +3894,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, expect_continue);
 	tcase_add_test(tc, expect_hook_refuses_before_the_body);
 	tcase_add_test(tc, expect_hook_may_free_the_server);
+	tcase_add_test(tc, free_while_streaming);
 	tcase_add_test(tc, coroutine_not_started_when_loop_freed);
 	tcase_add_test(tc, chunk_padding_is_no_progress);
 	tcase_add_test(tc, server_timeouts);
