@@ -614,8 +614,9 @@ static void on_sent(fut *f, void *arg)
 		 * would read as its own coroutine being cancelled. */
 		if (err == -ECANCELED)
 			err = c->timed_out ? -ETIMEDOUT : -EPIPE;
-		c->req.failed = err;
-		fail_waiters(&c->req, err);
+		if (!c->req.failed) /* conn_close may have said it first */
+			c->req.failed = err;
+		fail_waiters(&c->req, c->req.failed);
 		conn_close(c);
 		return;
 	}
