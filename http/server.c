@@ -504,7 +504,7 @@ int fut_http_respond(fut_http_req *r, int status, const void *body,
 		return -EINVAL;
 	struct conn *c = r->c;
 	r->started = 1;
-	if (c->phase == P_CLOSED || c->closing) {
+	if (c->closing) {
 		req_end(c);
 		return -EPIPE;
 	}
@@ -526,7 +526,7 @@ int fut_http_stream_begin(fut_http_req *r, int status)
 	struct conn *c = r->c;
 	r->started = 1;
 	r->streaming = 1;
-	if (c->phase == P_CLOSED || c->closing)
+	if (c->closing)
 		return -EPIPE;
 	int e = put_head(c, status, -1);
 	if (e)
@@ -550,8 +550,9 @@ fut *fut_http_stream_write(fut_http_req *r, const void *buf, size_t len)
 	struct conn *c = r->c;
 	if (!r->streaming || (len && !buf))
 		return fut_rejected(c->loop, -EINVAL);
-	/* closing: freed or cut by a shutdown, a send still coming back */
-	if (r->failed || c->phase == P_CLOSED || c->closing)
+	/* closing: P_CLOSED, or a send of the closed socket still coming
+	 * back (freed or cut by a shutdown) */
+	if (r->failed || c->closing)
 		return fut_rejected(c->loop, r->failed ? r->failed : -EPIPE);
 	if (!len || r->head_only)
 		return fut_resolved(c->loop, (int64_t)len);
@@ -585,11 +586,10 @@ int fut_http_stream_end(fut_http_req *r)
 		return -EINVAL;
 	struct conn *c = r->c;
 	int e = r->failed;
-	bool gone = c->phase == P_CLOSED || c->closing;
-	if (!gone && !r->failed && !r->head_only &&
+	if (!c->closing && !r->failed && !r->head_only &&
 	    chunked_out(r) && out_add(&c->next_out, "0\r\n\r\n", 5))
 		r->close_after = 1;
-	if (gone && !e)
+	if (c->closing && !e)
 		e = -EPIPE;
 	req_end(c);
 	return e;
